@@ -21,7 +21,7 @@ from thesislib.runs import (
     run_notebook,
     write_sqlite,
 )
-from thesislib.runs.book import book_notebooks, toc_files
+from thesislib.runs.book import assemble_sources, book_notebooks, toc_files
 from thesislib.runs.profiles import NOTEBOOKS_DIR, load_profiles, notebook_parameters
 
 
@@ -188,3 +188,12 @@ def test_cli_results_writes_database(glue_notebook: Path, tmp_path: Path, capsys
     assert cli.main(["results", str(out), "--db", str(tmp_path / "r.sqlite")]) == 0
     assert "label" in capsys.readouterr().out
     assert read_sqlite(tmp_path / "r.sqlite").set_index("name").value["label"] == "x=5"
+
+
+# -- the book -----------------------------------------------------------------------------------------
+
+
+def test_book_from_a_folder_missing_notebooks_names_them(tmp_path: Path) -> None:
+    (tmp_path / "00_data.ipynb").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"lacks executed notebook\(s\) 01_budget_learning.ipynb"):
+        assemble_sources(tmp_path)

@@ -1,0 +1,116 @@
+"""Build the Jupyter Book from executed notebooks.
+
+The book's sources are ``_config.yml``, ``_toc.yml`` and ``book/`` at the top of
+the project; its chapters are the notebooks that ``_toc.yml`` lists under
+``notebooks/``. :func:`build_book` executes those notebooks in a profile (cached,
+see :mod:`thesislib.runs.runner`) or takes them already executed from a folder
+(e.g. paper-profile runs copied back from a GPU machine), assembles the sources
+with the executed notebooks in ``book/_build/source/`` (copying only what
+changed, so Sphinx rebuilds only what changed) and runs ``jupyter-book build``.
+The HTML lands in ``book/_build/html``.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from tqdm.auto import tqdm
+
+from thesislib.paths import PROJECT_ROOT
+from thesislib.runs.profiles import check_profile
+from thesislib.runs.runner import RUNS_DIR, run_notebook
+
+BOOK_DIR = PROJECT_ROOT / "book"
+BUILD_DIR = BOOK_DIR / "_build"
+SOURCE_DIR = BUILD_DIR / "source"
+TOC_FILE = PROJECT_ROOT / "_toc.yml"
+
+
+def toc_files(toc_file: str | Path = TOC_FILE) -> list[str]:
+    """Every file ``_toc.yml`` names (root, chapters, sections), in reading order, without suffix."""
+    toc = yaml.safe_load(Path(toc_file).read_text(encoding="utf-8"))
+    files: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if key in node:
+                    files.append(str(node[key]))
+            for value in node.values():
+                if isinstance(value, list | dict):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return files
+
+
+def book_notebooks(toc_file: str | Path = TOC_FILE) -> list[Path]:
+    """The notebooks the book is made of, in reading order."""
+    return [PROJECT_ROOT / f"{name}.ipynb" for name in toc_files(toc_file) if name.startswith("notebooks/")]
+
+
+def execute_book_notebooks(profile: str) -> Path:
+    """Execute (or reuse cached executions of) every book notebook in ``profile``; return their folder."""
+    check_profile(profile)
+    notebooks = book_notebooks()
+    for notebook in tqdm(notebooks, desc=f"executing notebooks ({profile})", unit="notebook"):
+        result = run_notebook(notebook, profile)
+        state = f"executed in {result.seconds:.1f} s" if result.executed else "cached"
+        tqdm.write(f"  {notebook.name}: {state}")
+    return RUNS_DIR / profile
+
+
+def _sync_file(source: Path, target: Path) -> None:
+    if target.is_file() and filecmp.cmp(source, target, shallow=False):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+
+
+def assemble_sources(executed_dir: str | Path) -> Path:
+    """Put the book's sources and the executed notebooks from ``executed_dir`` into ``book/_build/source``."""
+    executed_dir = Path(executed_dir)
+    missing = [nb.name for nb in book_notebooks() if not (executed_dir / nb.name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{executed_dir} lacks executed notebook(s) {', '.join(missing)}; "
+            "run `thesislib run` for them first, or build with --profile"
+        )
+    wanted: set[Path] = set()
+    for name in ("_config.yml", "_toc.yml"):
+        wanted.add(SOURCE_DIR / name)
+        _sync_file(PROJECT_ROOT / name, SOURCE_DIR / name)
+    for path in BOOK_DIR.rglob("*"):
+        if path.is_file() and BUILD_DIR not in path.parents:
+            target = SOURCE_DIR / path.relative_to(PROJECT_ROOT)
+            wanted.add(target)
+            _sync_file(path, target)
+    for notebook in book_notebooks():
+        target = SOURCE_DIR / "notebooks" / notebook.name
+        wanted.add(target)
+        _sync_file(executed_dir / notebook.name, target)
+    for path in SOURCE_DIR.rglob("*"):
+        if path.is_file() and path not in wanted and "_build" not in path.relative_to(SOURCE_DIR).parts:
+            path.unlink()
+    return SOURCE_DIR
+
+
+def build_book(profile: str | None = "cpu", from_dir: str | Path | None = None) -> Path:
+    """Execute (cached) and build the HTML book; return the folder holding ``index.html``."""
+    executed_dir = Path(from_dir) if from_dir else execute_book_notebooks(profile or "cpu")
+    source = assemble_sources(executed_dir)
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jupyter_book if jupyter_book.exists() else "jupyter-book"), "build", str(source)]
+    command += ["--path-output", str(BOOK_DIR), "--warningiserror", "--keep-going"]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {completed.returncode}); see the log above")
+    return BUILD_DIR / "html"

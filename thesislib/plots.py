@@ -2,13 +2,15 @@
 
 Call :func:`setup` once at the top of a notebook. The bokeh JavaScript is inlined
 into the notebook output, so the built HTML book is interactive with no network
-access (and a downloaded page keeps working).
+access (and a downloaded page keeps working). Figures with sliders go through
+:func:`with_slider`, which embeds every frame so that the sliders work in the book.
 """
 
 from __future__ import annotations
 
 import holoviews as hv
 import matplotlib as mpl
+import panel as pn
 
 #: A figure's default size in the book, in pixels (bokeh) — matches the book's text width.
 WIDTH, HEIGHT = 640, 400
@@ -36,3 +38,11 @@ def setup(inline: bool = True) -> None:
             "savefig.bbox": "tight",
         }
     )
+
+
+def with_slider(figure: hv.core.Dimensioned, widget_location: str = "top") -> pn.viewable.Viewable:
+    """A HoloMap-based ``figure`` with its sliders, every frame embedded in the page.
+
+    The sliders then work in the static HTML book, with no Python kernel behind it.
+    """
+    return pn.panel(figure, widget_location=widget_location).embed(max_states=500)

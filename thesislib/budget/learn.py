@@ -1,0 +1,58 @@
+"""Learn a model and its budget split together with the shared :class:`~thesislib.training.Trainer`.
+
+One optimiser (Adam, as in the thesis' experiments) updates θ and γ on the Monte-Carlo
+estimate of the expected loss (Eq. 3.10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from thesislib.budget.noising import BudgetedModel
+from thesislib.training import TensorBatches, TrainConfig, Trainer, select_device
+
+
+def fit_budgeted(
+    model: BudgetedModel,
+    inputs: Tensor,
+    targets: Tensor,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    epochs: int,
+    lr: float = 1e-3,
+    split_lr: float | None = None,
+    batch_size: int = 256,
+    noise_samples: int = 1,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Minimise the L-sample expected loss (Eq. 3.10, L = ``noise_samples``) over θ and γ with Adam.
+
+    Whatever in ``model`` requires a gradient is learnt: a fixed split (``learnable=False``)
+    trains the model alone; a frozen predictor learns the split alone. ``split_lr`` gives γ
+    its own learning rate (default: ``lr``). Returns the per-epoch history, with the split's
+    allocation after each epoch in columns ``r0 … r{C-1}``.
+    """
+    target_device = select_device(device)
+    batches = TensorBatches(inputs, targets, batch_size=batch_size, seed=seed, device=target_device)
+    gamma = [p for p in model.split.parameters() if p.requires_grad]
+    others = [p for p in model.parameters() if p.requires_grad and all(p is not g for g in gamma)]
+    groups = [{"params": others}] if others else []
+    if gamma:
+        groups.append({"params": gamma, "lr": split_lr if split_lr is not None else lr})
+    if not groups:
+        raise ValueError("nothing to learn: neither the model nor the split has parameters that require grad")
+    optimiser = torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+    def loss(module: BudgetedModel, batch: tuple[Tensor, Tensor]) -> Tensor:
+        return module.expected_loss(batch[0], batch[1], loss_fn, samples=noise_samples)
+
+    def allocation(module: BudgetedModel) -> dict[str, float]:
+        return {f"r{c}": float(r) for c, r in enumerate(module.split.allocation())}
+
+    config = TrainConfig(epochs=epochs, seed=seed, device=device, progress=progress, log_every=0)
+    return Trainer(model, optimiser, batches, loss, config, evaluate=allocation).fit()

@@ -23,6 +23,7 @@ from thesislib.budget import (
     uniform_allocation,
 )
 from thesislib.budget.synthetic import InteractionProblem, LinearProblem, draw_samples
+from thesislib.training import TensorBatches
 
 torch.set_default_dtype(torch.float32)
 
@@ -276,12 +277,10 @@ def test_linear_case_recovers_the_analytic_split() -> None:
     x, y = problem.sample(16000, seed=1)
     fit_budgeted(
         model,
-        x,
-        y,
+        TensorBatches(x, y, batch_size=500),
         nn.functional.mse_loss,
         epochs=25,
         lr=0.05,
-        batch_size=500,
         noise_samples=4,
         device="cpu",
         progress=False,
@@ -297,12 +296,10 @@ def test_same_seed_same_split() -> None:
         x, y = problem.sample(2000, seed=1)
         history = fit_budgeted(
             model,
-            x,
-            y,
+            TensorBatches(x, y, batch_size=250, seed=7),
             nn.functional.mse_loss,
             epochs=2,
             lr=0.05,
-            batch_size=250,
             seed=7,
             device="cpu",
             progress=False,
@@ -317,7 +314,14 @@ def test_nothing_to_learn_is_an_error() -> None:
     model.split = BudgetSplit.uniform(6, 12.0)
     x, y = problem.sample(10, seed=1)
     with pytest.raises(ValueError, match="nothing to learn"):
-        fit_budgeted(model, x, y, nn.functional.mse_loss, epochs=1, device="cpu", progress=False)
+        fit_budgeted(
+            model,
+            TensorBatches(x, y, batch_size=5),
+            nn.functional.mse_loss,
+            epochs=1,
+            device="cpu",
+            progress=False,
+        )
 
 
 # -- the synthetic problems' closed forms -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import sqlite3
 from pathlib import Path
@@ -61,6 +62,13 @@ def test_notebook_is_committed_clean_with_a_parameters_cell(notebook: Path) -> N
     assert all(not cell.outputs and cell.execution_count is None for cell in code), "clear the outputs"
     assert "parameters" in code[0].metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
     assert {"profile", "device"} <= set(notebook_parameters(notebook))
+    assigned = {
+        target.id
+        for statement in ast.parse(code[0].source).body
+        if isinstance(statement, ast.Assign)
+        for target in statement.targets
+    }
+    assert set(notebook_parameters(notebook)) == assigned, "papermill must parse every parameter line"
 
 
 def test_every_notebook_is_in_the_book_and_in_profiles() -> None:

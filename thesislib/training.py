@@ -54,13 +54,22 @@ __all__ = [
     "Trainer",
     "checkpoint_path",
     "config_hash",
+    "progress_enabled",
     "seed_everything",
     "select_device",
     "to_device",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
-# Devices and seeds
+# Devices, seeds and progress bars
+
+
+def progress_enabled(requested: bool = True) -> bool:
+    """Whether to show a progress bar: when asked for and not silenced by ``TQDM_DISABLE``.
+
+    The notebook runner sets ``TQDM_DISABLE=1`` so that executed pages keep results, not bars.
+    """
+    return requested and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -385,7 +394,7 @@ class Trainer:
             num_batches: int | None = len(self.batches)  # type: ignore[arg-type]
         except TypeError:
             num_batches = None
-        show = config.progress
+        show = progress_enabled(config.progress)
         epochs = tqdm(
             range(self.epoch + 1, config.epochs + 1),
             initial=self.epoch,

@@ -6,25 +6,23 @@ estimate of the expected loss (Eq. 3.10).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 import torch
 from torch import Tensor
 
 from thesislib.budget.noising import BudgetedModel
-from thesislib.training import TensorBatches, TrainConfig, Trainer, select_device
+from thesislib.training import TrainConfig, Trainer
 
 
 def fit_budgeted(
     model: BudgetedModel,
-    inputs: Tensor,
-    targets: Tensor,
+    batches: Iterable[tuple[Tensor, Tensor]],
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     epochs: int,
     lr: float = 1e-3,
     split_lr: float | None = None,
-    batch_size: int = 256,
     noise_samples: int = 1,
     seed: int = 0,
     device: str = "auto",
@@ -32,13 +30,15 @@ def fit_budgeted(
 ) -> pd.DataFrame:
     """Minimise the L-sample expected loss (Eq. 3.10, L = ``noise_samples``) over θ and γ with Adam.
 
+    ``batches`` is re-iterable, one pass per epoch, yielding ``(inputs, targets)``:
+    :class:`~thesislib.training.TensorBatches` for data in tensors, or a generator of fresh
+    examples such as :class:`~thesislib.budget.rotational_mnist.RotationalMNIST`.
+
     Whatever in ``model`` requires a gradient is learnt: a fixed split (``learnable=False``)
     trains the model alone; a frozen predictor learns the split alone. ``split_lr`` gives γ
     its own learning rate (default: ``lr``). Returns the per-epoch history, with the split's
     allocation after each epoch in columns ``r0 … r{C-1}``.
     """
-    target_device = select_device(device)
-    batches = TensorBatches(inputs, targets, batch_size=batch_size, seed=seed, device=target_device)
     gamma = [p for p in model.split.parameters() if p.requires_grad]
     others = [p for p in model.parameters() if p.requires_grad and all(p is not g for g in gamma)]
     groups = [{"params": others}] if others else []

@@ -26,6 +26,7 @@ from thesislib.budget.noise import NOISE_PROCESSES, check_process
 from thesislib.budget.noising import BudgetedModel
 from thesislib.budget.split import BudgetSplit
 from thesislib.budget.statistic import StatisticNetwork
+from thesislib.training import TensorBatches, progress_enabled, select_device
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -170,10 +171,10 @@ def compare_splits(
     def run(method: str, budget: int, split: BudgetSplit) -> BudgetedModel:
         torch.manual_seed(seed)
         model = BudgetedModel(interaction_predictor(contexts, hidden), split, StatisticNetwork(nn.Identity()))
+        batches = TensorBatches(x_train, y_train, batch_size=256, seed=seed, device=select_device(device))
         fit_budgeted(
             model,
-            x_train,
-            y_train,
+            batches,
             nn.functional.mse_loss,
             epochs,
             lr=lr,
@@ -191,7 +192,7 @@ def compare_splits(
         allocations[method, budget] = allocation
         return model
 
-    for budget in tqdm(budgets, desc="budgets", disable=not progress):
+    for budget in tqdm(budgets, desc="budgets", disable=not progress_enabled(progress)):
         uniform = run("uniform", budget, BudgetSplit.uniform(contexts, budget, variances=problem.variances))
         l2 = l2_norm_allocation(uniform.predictor[1].weight, contexts, budget)
         run("L2 heuristic", budget, BudgetSplit.from_allocation(l2, variances=problem.variances))

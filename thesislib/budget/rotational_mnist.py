@@ -1,0 +1,394 @@
+"""Rotational MNIST (thesis §3.3.1, Figs. 3.5–3.6): infer the angle a set of digits was rotated by.
+
+Each example is a *set* with one context per digit class (C = 10). Every image in the
+set is rotated by the same angle θ ~ U[0, 2π), and the target is θ discretised into
+256 classes (regression as classification). A context contributes a number of images
+of its digit; a statistic network summarises them (Eq. 3.14), the budget decides how
+many images each context contributes at test time. Induced sparsity zeroes each image
+of context c with probability p_c, making some digits less informative.
+
+Data stay on the device as float tensors; sets are drawn and rotated per batch with
+tensor ops (``affine_grid``/``grid_sample``), no per-image Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from thesislib.budget.evaluate import evaluate_with_samples
+from thesislib.budget.noising import BudgetedModel
+from thesislib.budget.split import BudgetSplit
+from thesislib.budget.statistic import StatisticNetwork
+
+CONTEXTS = 10
+ANGLE_CLASSES = 256
+IMAGE_PIXELS = 28 * 28
+
+
+# -- angles -------------------------------------------------------------------------------------------
+
+
+def angle_to_class(angle: Tensor, classes: int = ANGLE_CLASSES) -> Tensor:
+    """The bin of each angle (radians, any real value) among ``classes`` equal bins of [0, 2π)."""
+    fraction = torch.remainder(angle, 2 * math.pi) / (2 * math.pi)
+    return (fraction * classes).floor().long().remainder(classes)
+
+
+def class_to_angle(label: Tensor, classes: int = ANGLE_CLASSES) -> Tensor:
+    """The centre of each bin, in radians."""
+    return (label.to(torch.get_default_dtype()) + 0.5) * (2 * math.pi / classes)
+
+
+def angular_error(predicted: Tensor, true: Tensor) -> Tensor:
+    """|predicted − true| on the circle, in radians, in [0, π]."""
+    difference = predicted - true
+    return torch.atan2(torch.sin(difference), torch.cos(difference)).abs()
+
+
+def rotate(images: Tensor, angles: Tensor) -> Tensor:
+    """Rotate ``images [M, H, W]`` anticlockwise by ``angles [M]`` (radians) about their centres."""
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    zero = torch.zeros_like(cos)
+    # affine_grid maps output to input coordinates, so the inverse rotation goes in the matrix.
+    matrix = torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1)], 1)
+    grid = F.affine_grid(matrix, [len(images), 1, *images.shape[-2:]], align_corners=False)
+    return F.grid_sample(images.unsqueeze(1), grid, align_corners=False).squeeze(1)
+
+
+# -- sparsity -----------------------------------------------------------------------------------------
+
+
+def sparsity_profile(level: float, contexts: int = CONTEXTS) -> Tensor:
+    """Per-context zeroing probabilities with mean ``level``, rising linearly over the digits.
+
+    p_c = 2·level·c/(C−1), clipped to [0, 1]: digit 0 is never zeroed, the last digit most
+    often, so the contexts differ in how informative they are.
+    """
+    if not 0 <= level <= 1:
+        raise ValueError(f"a sparsity level is a probability in [0, 1], got {level}")
+    ramp = torch.linspace(0, 2 * level, contexts)
+    return ramp.clamp(max=1.0)
+
+
+# -- the data -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RotationalMNIST:
+    """Batches of rotated digit sets drawn from per-digit pools of MNIST images.
+
+    Args:
+        images: uint8 ``[N, 28, 28]`` digits and ``labels [N]`` (0–9): the pools.
+        batch_size: sets per batch.
+        samples_per_context: images each context contributes to a set.
+        sparsity: per-context zeroing probabilities ``[10]`` (see :func:`sparsity_profile`).
+        batches_per_epoch: how many batches one pass yields (each pass draws new sets).
+        seed: batches depend only on ``(seed, epoch)``, so training resumes exactly.
+        device: where the pools live and the sets are built.
+
+    Iterating yields ``(sets [B, 10, I, 784], target classes [B])`` in [0, 1]; :meth:`draw`
+    also returns the angles.
+    """
+
+    images: Tensor
+    labels: Tensor
+    batch_size: int
+    samples_per_context: int
+    sparsity: Tensor
+    batches_per_epoch: int = 100
+    seed: int = 0
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.samples_per_context < 1 or self.batch_size < 1 or self.batches_per_epoch < 1:
+            raise ValueError("batch_size, samples_per_context and batches_per_epoch must be positive")
+        self.sparsity = torch.as_tensor(self.sparsity, dtype=torch.float32)
+        if self.sparsity.shape != (CONTEXTS,) or bool(((self.sparsity < 0) | (self.sparsity > 1)).any()):
+            raise ValueError(
+                f"sparsity must be {CONTEXTS} probabilities, one per digit; got {self.sparsity.tolist()}"
+            )
+        images = self.images.to(self.device, torch.float32).div_(255).flatten(1)
+        labels = self.labels.to(self.device)
+        self.pools = [images[labels == digit] for digit in range(CONTEXTS)]
+        if any(len(pool) == 0 for pool in self.pools):
+            raise ValueError("every digit 0-9 needs at least one image in the pool")
+        self.sparsity = self.sparsity.to(self.device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        generator = self._generator(epoch)
+        for _ in range(self.batches_per_epoch):
+            sets, angles = self.draw(self.batch_size, self.samples_per_context, generator)
+            yield sets, angle_to_class(angles)
+
+    def _generator(self, stream: int) -> torch.Generator:
+        seed = int(np.random.SeedSequence([self.seed, stream]).generate_state(1, np.uint64)[0])
+        return torch.Generator(device="cpu").manual_seed(seed)
+
+    def draw(self, sets: int, samples_per_context: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``sets`` new sets of ``samples_per_context`` images per digit, and their angles.
+
+        Random numbers come from ``generator`` (on the CPU), so a set is the same on every device.
+        """
+        angles = torch.rand(sets, generator=generator) * (2 * math.pi)
+        chosen = []
+        for pool in self.pools:
+            index = torch.randint(len(pool), (sets * samples_per_context,), generator=generator)
+            chosen.append(pool[index.to(pool.device)].view(sets, samples_per_context, -1))
+        batch = torch.stack(chosen, dim=1)  # [sets, C, I, 784]
+        keep = torch.rand(sets, CONTEXTS, samples_per_context, generator=generator).to(self.device)
+        batch = batch * (keep >= self.sparsity.view(1, -1, 1)).unsqueeze(-1)
+        per_image = angles.to(self.device).repeat_interleave(CONTEXTS * samples_per_context)
+        rotated = rotate(batch.view(-1, 28, 28), per_image).view(sets, CONTEXTS, samples_per_context, -1)
+        return rotated, angles.to(self.device)
+
+    def evaluation_generator(self, stream: int) -> torch.Generator:
+        """A generator for reproducible evaluation sets, independent of every training epoch's."""
+        return self._generator(10_000 + stream)
+
+
+# -- the model (thesis' implementation details, §3.3.1) -----------------------------------------------
+
+
+def statistic_network(hidden: int = 800, statistics: int = 32, dropout: float = 0.5) -> StatisticNetwork:
+    """h_φ: MLP 784 → hidden → hidden → ``statistics``, batch-norm + ReLU + dropout (thesis: 800, 32, 0.5).
+
+    A final batch-norm without affine parameters gives each statistic unit variance per image,
+    so the mean of r images has variance ≈ 1/r: the standard-error noise of Eq. 3.11 with
+    v_c = 1, and the network cannot outgrow the noise by scaling its statistics up.
+    """
+    return StatisticNetwork(
+        nn.Sequential(
+            nn.Linear(IMAGE_PIXELS, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, statistics),
+            nn.BatchNorm1d(statistics, affine=False),
+        )
+    )
+
+
+def angle_predictor(hidden: int = 800, statistics: int = 32) -> nn.Module:
+    """f_θ: the noisy statistics of the 10 contexts → one hidden layer → 256 angle-class logits."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(CONTEXTS * statistics, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, ANGLE_CLASSES),
+    )
+
+
+def rotation_model(
+    split: BudgetSplit, hidden: int = 800, statistics: int = 32, dropout: float = 0.5
+) -> BudgetedModel:
+    """The full model of Fig. 3.3: statistic network, noise g_γ on the statistics, angle classifier."""
+    if split.contexts != CONTEXTS:
+        raise ValueError(f"rotational MNIST has {CONTEXTS} contexts (digits); the split has {split.contexts}")
+    return BudgetedModel(
+        angle_predictor(hidden, statistics), split, statistic_network(hidden, statistics, dropout)
+    )
+
+
+def first_layer_weight(model: BudgetedModel) -> Tensor:
+    """The ``[hidden, 10·32]`` weight that reads the statistics: what the L2 heuristic inspects."""
+    return model.predictor[1].weight
+
+
+def mean_angular_error(
+    model: BudgetedModel, sets: Tensor, angles: Tensor, counts: Sequence[int] | Tensor, batch_size: int = 256
+) -> float:
+    """Mean absolute angular error (radians) with each digit's statistic from ``counts[c]`` real images.
+
+    The thesis' test condition (:func:`~thesislib.budget.evaluate.evaluate_with_samples`): no noise
+    is added; a context given no images has the zero statistic.
+    """
+    batches = [
+        (sets[i : i + batch_size], angles[i : i + batch_size]) for i in range(0, len(sets), batch_size)
+    ]
+    return evaluate_with_samples(
+        model, batches, torch.as_tensor(counts).to(sets.device), _angular_error_of_logits
+    )
+
+
+def _angular_error_of_logits(logits: Tensor, angles: Tensor) -> Tensor:
+    return angular_error(class_to_angle(logits.argmax(dim=1)), angles)
+
+
+# -- the experiment (Fig. 3.6) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RotationSettings:
+    """Sizes and optimiser settings of one rotational-MNIST training run (plain data for papermill).
+
+    The thesis' values: hidden 800, 32 statistics, dropout 0.5, Adam(1e-3, β=(0.9, 0.999), ε=1e-8).
+    """
+
+    hidden: int = 800
+    statistics: int = 32
+    dropout: float = 0.5
+    batch_size: int = 64
+    train_samples: int = 5
+    batches_per_epoch: int = 100
+    epochs: int = 20
+    lr: float = 1e-3
+    split_lr: float = 1e-3
+    noise_samples: int = 1
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class RotationOutcome:
+    """One trained model and its errors (radians) under the test condition."""
+
+    model: BudgetedModel
+    allocation: Tensor
+    counts: Tensor
+    validation_error: float
+    test_error: float
+    seconds: float
+
+
+class RotationExperiment:
+    """Train and test rotation models on one data source and sparsity profile, for any split.
+
+    Pools: the ``train`` split trains (fresh sets every batch); fixed sets drawn from the
+    ``val`` and ``test`` splits measure errors. Each evaluation set holds ``images_per_digit``
+    images of every digit, of which each digit uses as many as its split allots, so splits of
+    different budgets are tested on the same sets.
+    """
+
+    def __init__(
+        self,
+        splits: dict[str, tuple[Tensor, Tensor]],
+        sparsity: Tensor,
+        settings: RotationSettings,
+        images_per_digit: int,
+        evaluation_sets: int = 500,
+    ) -> None:
+        from thesislib.training import select_device
+
+        self.settings = settings
+        self.images_per_digit = int(images_per_digit)
+        self.evaluation_sets = evaluation_sets
+        self.device = select_device(settings.device)
+        self.sparsity = torch.as_tensor(sparsity, dtype=torch.float32)
+        images, labels = splits["train"]
+        self.train = RotationalMNIST(
+            images,
+            labels,
+            settings.batch_size,
+            settings.train_samples,
+            self.sparsity,
+            settings.batches_per_epoch,
+            settings.seed,
+            self.device,
+        )
+        self.pools = {
+            name: RotationalMNIST(*splits[name], 1, 1, self.sparsity, seed=settings.seed, device=self.device)
+            for name in ("val", "test")
+        }
+
+    def error(self, model: BudgetedModel, counts: Tensor, split_name: str, chunk: int = 50) -> float:
+        """Mean angular error on the fixed ``val`` or ``test`` sets with ``counts`` images per digit."""
+        if int(counts.max()) > self.images_per_digit:
+            raise ValueError(
+                f"the evaluation sets hold {self.images_per_digit} images per digit; counts {counts.tolist()}"
+            )
+        pool = self.pools[split_name]
+        generator = pool.evaluation_generator(("val", "test").index(split_name))
+        total = 0.0
+        for start in range(0, self.evaluation_sets, chunk):
+            size = min(chunk, self.evaluation_sets - start)
+            sets, angles = pool.draw(size, self.images_per_digit, generator)
+            total += mean_angular_error(model, sets, angles, counts) * size
+        return total / self.evaluation_sets
+
+    def run(self, split: BudgetSplit, progress: bool = False) -> RotationOutcome:
+        """Train a model from scratch with ``split`` (learnt if γ is a parameter), then test it with
+        ``round(B)`` real images split as its allocation says."""
+        from thesislib.budget.evaluate import integer_allocation
+        from thesislib.budget.learn import fit_budgeted
+
+        settings = self.settings
+        torch.manual_seed(settings.seed)
+        model = rotation_model(split, settings.hidden, settings.statistics, settings.dropout)
+        start = time.perf_counter()
+        fit_budgeted(
+            model,
+            self.train,
+            F.cross_entropy,
+            settings.epochs,
+            lr=settings.lr,
+            split_lr=settings.split_lr,
+            noise_samples=settings.noise_samples,
+            seed=settings.seed,
+            device=settings.device,
+            progress=progress,
+        )
+        seconds = time.perf_counter() - start
+        allocation = split.allocation().detach().cpu()
+        counts = integer_allocation(allocation, round(split.budget))
+        return RotationOutcome(
+            model,
+            allocation,
+            counts,
+            self.error(model, counts, "val"),
+            self.error(model, counts, "test"),
+            seconds,
+        )
+
+    def uniform(self, budget: int) -> RotationOutcome:
+        """A model trained and tested with the uniform split of ``budget`` images."""
+        return self.run(BudgetSplit.uniform(CONTEXTS, budget))
+
+    def learnt(self, budget: int, progress: bool = False) -> RotationOutcome:
+        """A model whose split of ``budget`` is learnt jointly with it, from the uniform start γ = 0."""
+        return self.run(BudgetSplit(CONTEXTS, budget), progress)
+
+    def l2_heuristic(self, uniform: RotationOutcome) -> RotationOutcome:
+        """The split ∝ the L2 norms of the uniform model's weights reading each digit's statistics."""
+        from thesislib.budget.baselines import l2_norm_allocation
+
+        budget = float(uniform.allocation.sum())
+        allocation = l2_norm_allocation(first_layer_weight(uniform.model).cpu(), CONTEXTS, budget)
+        return self.run(BudgetSplit.from_allocation(allocation))
+
+    def bayesian_search(self, budget: int, trials: int, initial_trials: int = 3, bound: float = 3.0):
+        """GPyOpt over γ ∈ [−bound, bound]^10: each trial trains from scratch with the fixed split
+        B·softmax(γ) and scores its validation error. Returns the search and the best trial's outcome."""
+        from thesislib.budget.bayesopt import bayesian_optimisation
+
+        outcomes: list[RotationOutcome] = []
+
+        def objective(gamma: np.ndarray) -> float:
+            outcomes.append(self.run(BudgetSplit(CONTEXTS, budget, gamma=gamma, learnable=False)))
+            return outcomes[-1].validation_error
+
+        search = bayesian_optimisation(
+            objective, [(-bound, bound)] * CONTEXTS, trials, initial_trials, self.settings.seed
+        )
+        search.trials["test_error"] = [outcome.test_error for outcome in outcomes]
+        best = min(outcomes, key=lambda outcome: outcome.validation_error)
+        return search, best

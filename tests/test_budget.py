@@ -353,3 +353,13 @@ def test_analytic_linear_splits_satisfy_the_kkt_conditions(process: str) -> None
 def test_standard_error_closed_form_is_abs_w_sqrt_v() -> None:
     problem = LinearProblem(torch.tensor([1.0, -2.0, 0.5]), torch.tensor([4.0, 1.0, 1.0]))
     assert problem.analytic_allocation(9.0).tolist() == pytest.approx([4.0, 4.0, 1.0], rel=1e-6)
+
+
+def test_auxiliary_features_stay_clean() -> None:
+    torch.manual_seed(0)
+    features = torch.zeros(2000, 3, 4)
+    noisy = add_noise(features, torch.ones(3), noisy_features=2)
+    assert float(noisy[..., :2].std()) == pytest.approx(1.0, rel=0.05)
+    assert torch.equal(noisy[..., 2:], features[..., 2:])
+    with pytest.raises(ValueError, match="noisy_features"):
+        add_noise(features, torch.ones(3), noisy_features=5)

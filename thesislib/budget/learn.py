@@ -27,6 +27,7 @@ def fit_budgeted(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    evaluate: Callable[[BudgetedModel], dict[str, float]] | None = None,
 ) -> pd.DataFrame:
     """Minimise the L-sample expected loss (Eq. 3.10, L = ``noise_samples``) over θ and γ with Adam.
 
@@ -36,8 +37,9 @@ def fit_budgeted(
 
     Whatever in ``model`` requires a gradient is learnt: a fixed split (``learnable=False``)
     trains the model alone; a frozen predictor learns the split alone. ``split_lr`` gives γ
-    its own learning rate (default: ``lr``). Returns the per-epoch history, with the split's
-    allocation after each epoch in columns ``r0 … r{C-1}``.
+    its own learning rate (default: ``lr``). ``evaluate(model)`` runs after every epoch (e.g. a
+    validation error, or keeping the best weights). Returns the per-epoch history: its metrics
+    and the split's allocation after each epoch in columns ``r0 … r{C-1}``.
     """
     gamma = [p for p in model.split.parameters() if p.requires_grad]
     others = [p for p in model.parameters() if p.requires_grad and all(p is not g for g in gamma)]
@@ -52,7 +54,8 @@ def fit_budgeted(
         return module.expected_loss(batch[0], batch[1], loss_fn, samples=noise_samples)
 
     def allocation(module: BudgetedModel) -> dict[str, float]:
-        return {f"r{c}": float(r) for c, r in enumerate(module.split.allocation())}
+        metrics = evaluate(module) if evaluate is not None else {}
+        return {**metrics, **{f"r{c}": float(r) for c, r in enumerate(module.split.allocation())}}
 
     config = TrainConfig(epochs=epochs, seed=seed, device=device, progress=progress, log_every=0)
     return Trainer(model, optimiser, batches, loss, config, evaluate=allocation).fit()

@@ -17,10 +17,14 @@ from torch import Tensor, nn
 from thesislib.budget.split import BudgetSplit
 
 
-def add_noise(features: Tensor, std: Tensor, context_dim: int = 1) -> Tensor:
+def add_noise(
+    features: Tensor, std: Tensor, context_dim: int = 1, noisy_features: int | None = None
+) -> Tensor:
     """g_γ(X, ε) = X + σ ⊙ ε (Eq. 3.8): one σ_c per context, along ``context_dim`` of ``features``.
 
-    Every feature of context c (the trailing dimensions) receives noise of standard deviation σ_c.
+    Every feature of context c (the trailing dimensions) receives noise of standard deviation σ_c;
+    with ``noisy_features = k`` only the first k entries of the last dimension do, and the rest
+    (auxiliary inputs such as missing-value indicators, which are not measurements) stay clean.
     """
     if features.shape[context_dim] != std.shape[0]:
         raise ValueError(
@@ -29,7 +33,12 @@ def add_noise(features: Tensor, std: Tensor, context_dim: int = 1) -> Tensor:
         )
     shape = [1] * features.ndim
     shape[context_dim] = -1
-    return features + std.view(shape) * torch.randn_like(features)
+    noise = std.view(shape) * torch.randn_like(features)
+    if noisy_features is not None:
+        if not 0 < noisy_features <= features.shape[-1]:
+            raise ValueError(f"noisy_features must be in 1..{features.shape[-1]}, got {noisy_features}")
+        noise[..., noisy_features:] = 0
+    return features + noise
 
 
 class BudgetedModel(nn.Module):
@@ -38,7 +47,9 @@ class BudgetedModel(nn.Module):
     ``encoder`` (optional) turns raw inputs into one feature vector per context — a
     :class:`~thesislib.budget.statistic.StatisticNetwork` when contexts deliver samples
     (Eq. 3.14); the noise is added to its output, and ``predictor`` maps the noisy
-    features ``[N, C, ...]`` to the prediction. Learning model and split together::
+    features ``[N, C, ...]`` to the prediction; ``noisy_features`` limits the noise to the first
+    entries of each context's feature vector (see :func:`add_noise`). Learning model and split
+    together::
 
         split = BudgetSplit(contexts=8, budget=20.0, variances=v)
         model = BudgetedModel(predictor, split)
@@ -53,12 +64,14 @@ class BudgetedModel(nn.Module):
         split: BudgetSplit,
         encoder: nn.Module | None = None,
         context_dim: int = 1,
+        noisy_features: int | None = None,
     ) -> None:
         super().__init__()
         self.predictor = predictor
         self.split = split
         self.encoder = encoder
         self.context_dim = context_dim
+        self.noisy_features = noisy_features
 
     def features(self, inputs: Tensor, counts: Tensor | None = None) -> Tensor:
         """The clean per-context features: ``encoder(inputs[, counts])``, or the inputs themselves."""
@@ -73,7 +86,7 @@ class BudgetedModel(nn.Module):
         gathers each context's statistic from that many real samples instead (test condition)."""
         features = self.features(inputs, counts)
         if noisy:
-            features = add_noise(features, self.split.std(), self.context_dim)
+            features = add_noise(features, self.split.std(), self.context_dim, self.noisy_features)
         return self.predictor(features)
 
     def expected_loss(
@@ -94,6 +107,6 @@ class BudgetedModel(nn.Module):
             )
         features = self.features(inputs)
         repeated = features.unsqueeze(0).expand(samples, *features.shape).reshape(-1, *features.shape[1:])
-        noisy = add_noise(repeated, self.split.std(), self.context_dim)
+        noisy = add_noise(repeated, self.split.std(), self.context_dim, self.noisy_features)
         targets = targets.unsqueeze(0).expand(samples, *targets.shape).reshape(-1, *targets.shape[1:])
         return loss_fn(self.predictor(noisy), targets)

@@ -74,11 +74,9 @@ def cli_batch(grid: Path, workers: int, out: Path | None) -> int:
 
 def cli_results(directory: Path, database: Path | None, csv: Path | None) -> int:
     """``thesislib results``: print the collected table; optionally write SQLite and CSV."""
-    import pandas as pd
-
     table = collect_results(directory)
-    with pd.option_context("display.max_rows", 200, "display.max_colwidth", 60, "display.width", 200):
-        print(table.drop(columns="path").to_string(index=False) if len(table) else "no glued results found")
+    shown = table.drop(columns="path").assign(value=table["value"].map(_short))
+    print(shown.to_string(index=False) if len(table) else "no glued results found")
     if database:
         print(f"wrote {len(table)} rows to {write_sqlite(table, database)} (table 'results')")
     if csv:
@@ -88,6 +86,11 @@ def cli_results(directory: Path, database: Path | None, csv: Path | None) -> int
             table.to_csv(handle, index=False)
         print(f"wrote {csv}")
     return 0
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def cli_book(profile: str | None, from_dir: Path | None) -> int:

@@ -26,7 +26,7 @@ endif
 # The data sets the book reads in the cpu profile.
 BOOK_DATA := tao mnist-test10k cifar10-jpeg kodak
 
-.PHONY: setup data book book-smoke test lint format clean
+.PHONY: setup data book book-smoke check-pages test lint format clean
 
 setup: $(VENV)/.installed
 
@@ -52,12 +52,16 @@ book: data
 book-smoke: setup
 	$(BIN)/thesislib book --profile smoke
 
+# Open every built page in headless Chromium (Debian's chromium): no JS errors, figures render.
+check-pages: setup
+	$(BIN)/python .ci/check_pages.py book/_build/html
+
 test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check thesislib tests benchmarks
-	$(BIN)/ruff format --check thesislib tests benchmarks
+	$(BIN)/ruff check thesislib tests benchmarks .ci
+	$(BIN)/ruff format --check thesislib tests benchmarks .ci
 
 format: setup
 	$(BIN)/ruff format thesislib tests benchmarks

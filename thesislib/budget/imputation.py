@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from thesislib.budget.learn import fit_budgeted
+from thesislib.budget.learn import SplitOutcome, fit_budgeted
 from thesislib.budget.noising import BudgetedModel
 from thesislib.budget.split import BudgetSplit
 from thesislib.budget.tao import TAOArray, masked_mse
@@ -74,15 +74,6 @@ class ImputationSettings:
     device: str = "auto"
 
 
-@dataclass(frozen=True)
-class ImputationOutcome:
-    model: BudgetedModel
-    allocation: Tensor
-    validation_error: float
-    test_error: float
-    seconds: float
-
-
 class ImputationExperiment:
     """Train and test imputation models of one target buoy for any split of the input budget."""
 
@@ -94,7 +85,7 @@ class ImputationExperiment:
         self.contexts = self.data["train"][0].shape[1]
         self.features = self.data["train"][1].shape[-1]
 
-    def run(self, split: BudgetSplit) -> ImputationOutcome:
+    def run(self, split: BudgetSplit) -> SplitOutcome:
         """Train from scratch with ``split`` (learnt if γ is a parameter); test under its noise.
 
         The weights (and split) of the epoch with the lowest validation error are kept: with
@@ -137,12 +128,12 @@ class ImputationExperiment:
         seconds = time.perf_counter() - start
         model.load_state_dict(best["state"])
         model.cpu()
-        return ImputationOutcome(
+        return SplitOutcome(
             model,
             split.allocation().detach().cpu(),
-            self.error(model, "val"),
-            self.error(model, "test"),
-            seconds,
+            validation_error=self.error(model, "val"),
+            test_error=self.error(model, "test"),
+            seconds=seconds,
         )
 
     @torch.no_grad()
@@ -163,10 +154,10 @@ class ImputationExperiment:
             model.train(was_training)
         return sum(errors) / len(errors)
 
-    def learnt(self, budget: float) -> ImputationOutcome:
+    def learnt(self, budget: float) -> SplitOutcome:
         """The split of ``budget`` samples learnt jointly with the model, from uniform."""
         return self.run(BudgetSplit(self.contexts, budget))
 
-    def uniform(self, budget: float) -> ImputationOutcome:
+    def uniform(self, budget: float) -> SplitOutcome:
         """The uniform split of ``budget`` samples over the input buoys."""
         return self.run(BudgetSplit.uniform(self.contexts, budget))

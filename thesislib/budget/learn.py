@@ -7,6 +7,7 @@ estimate of the expected loss (Eq. 3.10).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -14,6 +15,22 @@ from torch import Tensor
 
 from thesislib.budget.noising import BudgetedModel
 from thesislib.training import TrainConfig, Trainer
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    """A model trained with a split, and its errors under the test condition.
+
+    ``counts`` holds the whole samples per context the test gathered, where the test uses
+    real samples (rotational MNIST); ``None`` where it emulates them with noise (TAO).
+    """
+
+    model: BudgetedModel
+    allocation: Tensor
+    validation_error: float
+    test_error: float
+    seconds: float
+    counts: Tensor | None = None
 
 
 def fit_budgeted(

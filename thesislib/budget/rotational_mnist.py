@@ -23,10 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thesislib.budget.evaluate import evaluate_with_samples
+from thesislib.budget.baselines import l2_norm_allocation
+from thesislib.budget.bayesopt import bayesian_optimisation
+from thesislib.budget.evaluate import evaluate_with_samples, integer_allocation
+from thesislib.budget.learn import SplitOutcome, fit_budgeted
 from thesislib.budget.noising import BudgetedModel
 from thesislib.budget.split import BudgetSplit
 from thesislib.budget.statistic import StatisticNetwork
+from thesislib.training import select_device
 
 CONTEXTS = 10
 ANGLE_CLASSES = 256
@@ -258,18 +262,6 @@ class RotationSettings:
     device: str = "auto"
 
 
-@dataclass(frozen=True)
-class RotationOutcome:
-    """One trained model and its errors (radians) under the test condition."""
-
-    model: BudgetedModel
-    allocation: Tensor
-    counts: Tensor
-    validation_error: float
-    test_error: float
-    seconds: float
-
-
 class RotationExperiment:
     """Train and test rotation models on one data source and sparsity profile, for any split.
 
@@ -287,8 +279,6 @@ class RotationExperiment:
         images_per_digit: int,
         evaluation_sets: int = 500,
     ) -> None:
-        from thesislib.training import select_device
-
         self.settings = settings
         self.images_per_digit = int(images_per_digit)
         self.evaluation_sets = evaluation_sets
@@ -325,12 +315,9 @@ class RotationExperiment:
             total += mean_angular_error(model, sets, angles, counts) * size
         return total / self.evaluation_sets
 
-    def run(self, split: BudgetSplit, progress: bool = False) -> RotationOutcome:
+    def run(self, split: BudgetSplit, progress: bool = False) -> SplitOutcome:
         """Train a model from scratch with ``split`` (learnt if γ is a parameter), then test it with
         ``round(B)`` real images split as its allocation says."""
-        from thesislib.budget.evaluate import integer_allocation
-        from thesislib.budget.learn import fit_budgeted
-
         settings = self.settings
         torch.manual_seed(settings.seed)
         model = rotation_model(split, settings.hidden, settings.statistics, settings.dropout)
@@ -350,27 +337,25 @@ class RotationExperiment:
         seconds = time.perf_counter() - start
         allocation = split.allocation().detach().cpu()
         counts = integer_allocation(allocation, round(split.budget))
-        return RotationOutcome(
+        return SplitOutcome(
             model,
             allocation,
-            counts,
-            self.error(model, counts, "val"),
-            self.error(model, counts, "test"),
-            seconds,
+            validation_error=self.error(model, counts, "val"),
+            test_error=self.error(model, counts, "test"),
+            seconds=seconds,
+            counts=counts,
         )
 
-    def uniform(self, budget: int) -> RotationOutcome:
+    def uniform(self, budget: int) -> SplitOutcome:
         """A model trained and tested with the uniform split of ``budget`` images."""
         return self.run(BudgetSplit.uniform(CONTEXTS, budget))
 
-    def learnt(self, budget: int, progress: bool = False) -> RotationOutcome:
+    def learnt(self, budget: int, progress: bool = False) -> SplitOutcome:
         """A model whose split of ``budget`` is learnt jointly with it, from the uniform start γ = 0."""
         return self.run(BudgetSplit(CONTEXTS, budget), progress)
 
-    def l2_heuristic(self, uniform: RotationOutcome) -> RotationOutcome:
+    def l2_heuristic(self, uniform: SplitOutcome) -> SplitOutcome:
         """The split ∝ the L2 norms of the uniform model's weights reading each digit's statistics."""
-        from thesislib.budget.baselines import l2_norm_allocation
-
         budget = float(uniform.allocation.sum())
         allocation = l2_norm_allocation(first_layer_weight(uniform.model).cpu(), CONTEXTS, budget)
         return self.run(BudgetSplit.from_allocation(allocation))
@@ -378,9 +363,7 @@ class RotationExperiment:
     def bayesian_search(self, budget: int, trials: int, initial_trials: int = 3, bound: float = 3.0):
         """GPyOpt over γ ∈ [−bound, bound]^10: each trial trains from scratch with the fixed split
         B·softmax(γ) and scores its validation error. Returns the search and the best trial's outcome."""
-        from thesislib.budget.bayesopt import bayesian_optimisation
-
-        outcomes: list[RotationOutcome] = []
+        outcomes: list[SplitOutcome] = []
 
         def objective(gamma: np.ndarray) -> float:
             outcomes.append(self.run(BudgetSplit(CONTEXTS, budget, gamma=gamma, learnable=False)))

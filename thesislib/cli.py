@@ -7,6 +7,8 @@ Sub-commands::
     thesislib batch GRID.yml [--workers N]       a grid of papermill runs in parallel
     thesislib results [DIR] [--db FILE]          collect glued results into pandas + SQLite
     thesislib book [--profile P | --from DIR]    execute (cached) and build the Jupyter Book
+    thesislib count MODEL [--block SPEC] [--classes N] [--input CxHxW] [--json]
+                                                 parameters and mult-adds (thesislib.counting)
 """
 
 from __future__ import annotations
@@ -55,7 +57,78 @@ def _parser() -> argparse.ArgumentParser:
     source = book.add_mutually_exclusive_group()
     source.add_argument("--profile", choices=PROFILES, default="cpu")
     source.add_argument("--from", dest="from_dir", type=Path, help="use notebooks already executed in DIR")
+
+    count = commands.add_parser("count", help="count the parameters and mult-adds of a model")
+    count.add_argument(
+        "model", metavar="MODEL", help="e.g. wrn-40-2, wrn-16-1, resnet34, resnet18-0.5, erfnet"
+    )
+    count.add_argument(
+        "--block", default="S", metavar="SPEC", help="block spec: S, S-2x2, G(4), G(N/4), B(2), BG(2,M/8)"
+    )
+    count.add_argument(
+        "--classes", type=int, metavar="N", help="number of classes (default: the model's data set)"
+    )
+    count.add_argument(
+        "--input", metavar="CxHxW", help="input shape (default: the size the thesis counts at)"
+    )
+    count.add_argument("--json", action="store_true", help="print JSON instead of text")
+    count.add_argument("--rows", action="store_true", help="also print one row per counted module")
     return parser
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"--input must be CxHxW with positive integers, e.g. 3x32x32, not {text!r}")
+    return shape
+
+
+def cli_count(
+    model: str, block: str, classes: int | None, input_text: str | None, as_json: bool, rows: bool
+) -> int:
+    """``thesislib count``: build ``model`` with ``block`` and print its parameters and mult-adds."""
+    import json
+
+    import torch
+
+    from thesislib.counting import count
+    from thesislib.moonshine.models import build_model, default_input_shape
+
+    shape = _input_shape(input_text) if input_text else default_input_shape(model)
+    try:  # shapes are all counting needs: build and run on the meta device (no memory, no arithmetic)
+        with torch.device("meta"):
+            network = build_model(model, block=block, num_classes=classes)
+        counts = count(network, shape)
+    except (NotImplementedError, RuntimeError):  # an operation without meta support: count on the CPU
+        network = build_model(model, block=block, num_classes=classes)
+        counts = count(network, shape)
+    if as_json:
+        record = {
+            "model": network.name,
+            "block": network.block_spec,
+            "num_classes": getattr(network, "num_classes", classes),
+            **counts.to_dict(),
+        }
+        if rows:
+            record["rows"] = counts.frame().to_dict(orient="records")
+        print(json.dumps(record))
+        return 0
+    print(f"{network.name} block {network.block_spec}, input {'x'.join(map(str, shape))}")
+    print(
+        f"parameters  {counts.parameters:>15,}  ({counts.parameters / 1e3:,.1f}K = {counts.parameters / 1e6:.2f}M)"
+    )
+    print(
+        f"mult-adds   {counts.mult_adds:>15,}  ({counts.mult_adds / 1e6:,.1f}M = {counts.mult_adds / 1e9:.3f}G)"
+    )
+    for kind, ops in counts.by_kind.items():
+        print(f"  {kind:<10}{ops:>15,}")
+    if rows:
+        print(counts.frame().to_string(index=False))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             from thesislib.runs import cli_book
 
             return cli_book(args.profile, args.from_dir)
+        if args.command == "count":
+            return cli_count(args.model, args.block, args.classes, args.input, args.json, args.rows)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"thesislib {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -20,7 +20,13 @@ from thesislib.runs.book import book_notebooks
 REQUIRED_RECORDS = {
     "00_data": {"tao_rows", "mnist_split_sizes", "cifar_images", "kodak_images"},
     "01_budget_learning": {"learned_split", "analytic_split", "test_mse", "mean_uniform_extra_cost"},
-    "02_rotational_mnist": {"error_learned", "error_uniform", "error_l2", "error_bo_best", "mean_uniform_extra_cost"},
+    "02_rotational_mnist": {
+        "error_learned",
+        "error_uniform",
+        "error_l2",
+        "error_bo_best",
+        "mean_uniform_extra_cost",
+    },
     "03_tao_buoys": {"extra_cost_per_buoy", "mean_extra_cost", "missing_fraction"},
     "04_jpeg_quantisation": {
         "images",
@@ -37,8 +43,15 @@ REQUIRED_RECORDS = {
         "teacher_error",
         "pipeline_speedup",
     },
-    # chapter 5 is a placeholder until its issue lands
-    "06_compressed_linear": set(),
+    "06_linear_substitutions": {
+        "table51_params",
+        "table51_madds",
+        "budget_hits",
+        "hashed_exclusion",
+        "substitute_errors",
+        "crs_ablation",
+        "acdc_speed_ratio",
+    },
 }
 
 

@@ -29,6 +29,7 @@ from thesislib.moonshine.recipes import (
     train,
 )
 from thesislib.paths import PROJECT_ROOT
+from thesislib.training import config_hash
 
 
 class TinyNet(nn.Module):
@@ -92,6 +93,7 @@ def test_paper_recipes_are_the_thesis_protocols() -> None:
     assert (imagenet.batch_size, imagenet.epochs, imagenet.lr, imagenet.weight_decay) == (256, 100, 0.1, 1e-4)
     assert (imagenet.milestones, imagenet.gamma, imagenet.momentum) == ((30, 60, 90), 0.1, 0.9)
     assert RECIPES == {"cifar": ZAGORUYKO_CIFAR, "imagenet": ZAGORUYKO_IMAGENET}
+    assert cifar.cutout == imagenet.cutout == 0  # chapter 4 crops and flips only (§4.4.1)
 
 
 @pytest.mark.parametrize("recipe", [ZAGORUYKO_CIFAR, ZAGORUYKO_IMAGENET, FAST.replace(epochs=5)])
@@ -133,8 +135,24 @@ def test_recipe_validation() -> None:
         Recipe(milestones=(120, 60))
     with pytest.raises(ValueError, match="gamma"):
         Recipe(gamma=0.0)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="cutout"):
+            Recipe(cutout=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="epoch must be"):
         ZAGORUYKO_CIFAR.lr_at(201)
+
+
+def test_cutout_joins_the_identity_only_when_on() -> None:
+    # The keys of recipes as they were hashed before Cutout existed (config_hash of the dataclass then):
+    # every existing chapter-4 checkpoint keeps its file name and run id.
+    before = {ZAGORUYKO_CIFAR: "e44aca4e43cd", ZAGORUYKO_IMAGENET: "d2811c6a35df", Recipe(): "e44aca4e43cd"}
+    for recipe, key in before.items():
+        assert "cutout" not in recipe.identity()
+        assert config_hash(recipe.identity()) == key
+    with_cutout = ZAGORUYKO_CIFAR.replace(cutout=16)
+    assert with_cutout.identity() == {**ZAGORUYKO_CIFAR.identity(), "cutout": 16}
+    assert config_hash(with_cutout.identity()) != before[ZAGORUYKO_CIFAR]
+    assert with_cutout.scaled(20).cutout == 16
 
 
 def test_notebook_paper_profile_is_the_thesis_protocol() -> None:
@@ -295,6 +313,38 @@ def test_resume_after_interruption_is_bit_identical(
         assert torch.equal(a, b)
     assert straight.history.drop(columns="seconds").equals(resumed.history.drop(columns="seconds"))
     assert straight.steps.equals(resumed.steps)
+
+
+def test_cutout_reaches_the_batches_and_the_run_key(data: CifarData, tmp_path: Path) -> None:
+    small = CifarData(*(t[:128] for t in (data.train_images, data.train_labels)), data.test_images[:64],
+                      data.test_labels[:64], name=data.name, identity={"test": "cutout"})  # fmt: skip
+    recipe = FAST.replace(epochs=1)
+    seen: set[tuple[bool, int]] = set()
+    original = CifarBatches._batches
+
+    def record(self: CifarBatches, epoch: int):  # type: ignore[no-untyped-def]
+        seen.add((self.augment, self.cutout))
+        return original(self, epoch)
+
+    runs = {}
+    for side in (0, 8):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(CifarBatches, "_batches", record)
+            runs[side] = train(
+                STUDENT,
+                small,
+                recipe.replace(cutout=side),
+                builder=tiny_builder,
+                device="cpu",
+                progress=False,
+                checkpoint_dir=tmp_path,
+            )
+    assert seen == {(True, 0), (True, 8), (False, 0)}  # training batches carry it, test batches never
+    assert runs[0].checkpoint != runs[8].checkpoint and runs[0].run_id != runs[8].run_id
+    assert not runs[0].steps["loss"].equals(runs[8].steps["loss"])
+    stored = {side: torch.load(run.checkpoint, weights_only=True)["identity"] for side, run in runs.items()}
+    assert "cutout" not in stored[0]["hparams"]["recipe"] and stored[8]["hparams"]["recipe"]["cutout"] == 8
+    assert runs[0].checkpoint.name.endswith(f"-{config_hash(stored[0]['hparams'])}.pt")
 
 
 def test_training_validation(data: CifarData) -> None:

@@ -9,6 +9,8 @@ Sub-commands::
     thesislib book [--profile P | --from DIR]    execute (cached) and build the Jupyter Book
     thesislib count MODEL [--block SPEC] [--classes N] [--input CxHxW] [--json]
                                                  parameters and mult-adds (thesislib.counting)
+    thesislib count MODEL --substitute METHOD (--setting X | --params-budget P) [--linear] [--json]
+                                                 chapter 5: separable convs with substituted pointwise
 """
 
 from __future__ import annotations
@@ -73,6 +75,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     count.add_argument("--json", action="store_true", help="print JSON instead of text")
     count.add_argument("--rows", action="store_true", help="also print one row per counted module")
+    chapter5 = count.add_argument_group(
+        "chapter 5", "the networks of thesislib.compressed.networks (wrn-28-10, wrn-40-2, darts, wrn-50-2)"
+    )
+    chapter5.add_argument(
+        "--substitute",
+        metavar="METHOD",
+        help="make every 3×3 conv separable with this pointwise substitute: rf, acdc, hashed, tt, tucker, "
+        "shufflenet (or conv1x1 for a dense pointwise conv)",
+    )
+    tuning = chapter5.add_mutually_exclusive_group()
+    tuning.add_argument(
+        "--setting", type=float, metavar="X", help="the substitute's network-wide tuning value"
+    )
+    tuning.add_argument(
+        "--params-budget",
+        metavar="P",
+        help="solve the setting for this many parameters: a number or K/M suffix (600000, 600K, 1.2M)",
+    )
+    chapter5.add_argument(
+        "--linear",
+        action="store_true",
+        help='also substitute the final linear layer (Table 5.1\'s "+Linear")',
+    )
     return parser
 
 
@@ -131,6 +156,55 @@ def cli_count(
     return 0
 
 
+CHAPTER5_ONLY = ("darts", "wrn-50-2")
+
+
+def cli_count_network(
+    model: str,
+    substitute: str | None,
+    setting: float | None,
+    params_budget: str | None,
+    linear: bool,
+    as_json: bool,
+    rows: bool,
+) -> int:
+    """``thesislib count MODEL --substitute METHOD ...``: a chapter-5 network's test-time counts."""
+    import json
+
+    from thesislib.compressed.networks import count_record, format_record
+
+    record = count_record(model, substitute, setting, params_budget=params_budget, linear=linear, rows=rows)
+    if as_json:
+        print(json.dumps(record))
+        return 0
+    print(format_record(record))
+    if rows:
+        import pandas as pd
+
+        print(pd.DataFrame(record["rows"]).to_string(index=False))
+    return 0
+
+
+def _count(args: argparse.Namespace) -> int:
+    """Route ``thesislib count`` to chapter 4's models or chapter 5's substituted networks."""
+    chapter5 = args.substitute is not None or args.setting is not None or args.params_budget is not None
+    chapter5 = chapter5 or args.linear or args.model.strip().lower() in CHAPTER5_ONLY
+    if not chapter5:
+        return cli_count(args.model, args.block, args.classes, args.input, args.json, args.rows)
+    if args.block != "S" or args.classes is not None or args.input is not None:
+        raise ValueError(
+            "--block, --classes and --input are chapter 4 options; chapter 5's networks take "
+            "--substitute METHOD with --setting X or --params-budget P (and --linear)"
+        )
+    if args.substitute is None and (
+        args.setting is not None or args.params_budget is not None or args.linear
+    ):
+        raise ValueError("--setting, --params-budget and --linear need --substitute METHOD")
+    return cli_count_network(
+        args.model, args.substitute, args.setting, args.params_budget, args.linear, args.json, args.rows
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -155,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cli_book(args.profile, args.from_dir)
         if args.command == "count":
-            return cli_count(args.model, args.block, args.classes, args.input, args.json, args.rows)
+            return _count(args)
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"thesislib {args.command}: error: {error}", file=sys.stderr)
         return 2

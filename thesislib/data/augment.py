@@ -15,13 +15,20 @@ drawn on the CPU (the same numbers on every device) and are replayed exactly aft
 The per-image result equals torchvision's ``RandomCrop(32, padding=4)`` → ``RandomHorizontalFlip()`` →
 ``ToTensor()`` → ``Normalize(mean, std)`` for the same offsets and flips (tested);
 :func:`pil_loader` builds that ``DataLoader`` and :func:`pipeline_speed` compares the two.
+
+``cutout=16`` adds Cutout (DeVries and Taylor, 2017), which chapter 5 uses for WRN-28-10 and DARTS
+(§5.3.1): after normalisation one ``16×16`` square of every image is set to zero, its centre uniform
+over the image's pixels and the square clipped at the borders (:func:`cutout`). The centres are drawn
+from the same ``(seed, epoch)`` generator *after* the crops and flips, so a run with Cutout has the same
+order, crops and flips as one without, and ``cutout=0`` is the pipeline above, bit for bit.
 """
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,8 +42,11 @@ __all__ = [
     "CIFAR100_MEAN",
     "CIFAR100_STD",
     "CifarBatches",
+    "EpochAugmentation",
     "cifar_normalisation",
     "crop_flip",
+    "cutout",
+    "cutout_mask",
     "images_per_second",
     "normalise",
     "pil_loader",
@@ -122,6 +132,67 @@ def crop_flip(
     return torch.gather(padded.reshape(b, c, -1), 2, index).view(b, c, h, w)
 
 
+def _square(
+    cy: torch.Tensor, cx: torch.Tensor, size: int, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """B×H and B×W booleans: the rows and the columns each image's Cutout square covers."""
+    if size < 0:
+        raise ValueError(f"cutout size must be non-negative, got {size}")
+    if cy.dim() != 1 or cx.shape != cy.shape:
+        raise ValueError(
+            f"need one centre (cy, cx) per image, got shapes {tuple(cy.shape)} and {tuple(cx.shape)}"
+        )
+    rows = torch.arange(height, device=cy.device) - (cy[:, None] - size // 2)  # row − top, B×H
+    cols = torch.arange(width, device=cx.device) - (cx[:, None] - size // 2)
+    return (rows >= 0) & (rows < size), (cols >= 0) & (cols < size)
+
+
+def cutout_mask(cy: torch.Tensor, cx: torch.Tensor, size: int, height: int, width: int) -> torch.Tensor:
+    """B×H×W booleans, true inside each image's Cutout square (DeVries and Taylor, 2017).
+
+    The square of image ``b`` covers rows ``[cy_b − size//2, cy_b − size//2 + size)`` and columns
+    ``[cx_b − size//2, cx_b − size//2 + size)``, clipped to the image: the paper's code
+    (``mask[clip(y − length//2) : clip(y + length//2), ...] = 0`` with ``y`` uniform in ``[0, h)``) for
+    even ``size``, and exactly ``size`` pixels wide for odd ``size`` too. ``cy, cx`` are integer
+    vectors; the mask lives on their device.
+    """
+    rows, cols = _square(cy, cx, size, height, width)
+    return rows[:, :, None] & cols[:, None, :]
+
+
+def cutout(images: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> torch.Tensor:
+    """``images`` (B×C×H×W) with each image's ``size×size`` square around ``(cy, cx)`` zeroed in every channel.
+
+    Cutout (DeVries and Taylor, 2017), as in the paper's code and the thesis' (``Cutout(16)`` after
+    ``Normalize``): applied to *normalised* images, so the cut-out pixels take the data mean, and only
+    the part of the square inside the image is cut (:func:`cutout_mask`). One multiplication by an
+    outer product of row and column indicators, on the images' device; ``size=0`` returns ``images``.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"expected B×C×H×W images, got shape {tuple(images.shape)}")
+    if len(cy) != len(images) or len(cx) != len(images):
+        raise ValueError(f"need one centre per image ({len(images)}), got {len(cy)} and {len(cx)}")
+    if size == 0:
+        return images
+    rows, cols = _square(cy.to(images.device), cx.to(images.device), size, images.shape[2], images.shape[3])
+    keep = 1 - rows[:, :, None].to(images.dtype) * cols[:, None, :].to(images.dtype)  # B×H×W of 0 and 1
+    return images * keep[:, None]
+
+
+class EpochAugmentation(NamedTuple):
+    """The random draws of one epoch, one per position in the epoch's order (:meth:`CifarBatches.augmentation`).
+
+    ``dy, dx``: crop offsets in ``[0, 2·padding]``; ``flip``: left-right flips; ``cy, cx``: Cutout centres
+    in ``[0, H)`` and ``[0, W)``, or ``None`` without Cutout.
+    """
+
+    dy: torch.Tensor
+    dx: torch.Tensor
+    flip: torch.Tensor
+    cy: torch.Tensor | None = None
+    cx: torch.Tensor | None = None
+
+
 class CifarBatches(TensorBatches):
     """Augmented, normalised CIFAR mini-batches from uint8 tensors kept on the device (§4.4.1).
 
@@ -131,12 +202,14 @@ class CifarBatches(TensorBatches):
         batch_size: 128 in the thesis.
         mean, std: per-channel normalisation in [0, 1] units (:func:`cifar_normalisation`).
         augment: pad ``padding`` zeros, random crop, random left-right flip; ``False`` for evaluation.
+        cutout: side of the Cutout square (16 in §5.3.1 for WRN-28-10 and DARTS), cut from every
+            training image after normalisation (:func:`cutout`); 0 (default) for none. Needs ``augment``.
         shuffle, drop_last, seed, device: as for :class:`~thesislib.training.TensorBatches`.
         dtype: of the returned images (float32; bfloat16/float16 on accelerators if wanted).
         channels_last: return images in channels-last memory format (faster convolutions on some devices).
 
-    Each pass yields ``(images, labels)``; the shuffle, crop offsets and flips of epoch ``e`` come from
-    CPU generators seeded by ``(seed, e)`` only.
+    Each pass yields ``(images, labels)``; the shuffle, crop offsets, flips and Cutout centres of epoch
+    ``e`` come from CPU generators seeded by ``(seed, e)`` only.
     """
 
     def __init__(
@@ -149,6 +222,7 @@ class CifarBatches(TensorBatches):
         std: Iterable[float] = CIFAR10_STD,
         augment: bool = True,
         padding: int = 4,
+        cutout: int = 0,
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
@@ -164,6 +238,12 @@ class CifarBatches(TensorBatches):
             raise ValueError(f"expected a vector of labels, got shape {tuple(labels.shape)}")
         if padding < 0:
             raise ValueError(f"padding must be non-negative, got {padding}")
+        if isinstance(cutout, bool) or not isinstance(cutout, numbers.Integral) or cutout < 0:
+            raise ValueError(f"cutout must be a non-negative integer side length (0: off), got {cutout!r}")
+        if cutout and not augment:
+            raise ValueError(
+                "cutout is a training augmentation: it needs augment=True (cutout=0 to evaluate)"
+            )
         super().__init__(
             images,
             labels,
@@ -175,31 +255,41 @@ class CifarBatches(TensorBatches):
         )
         self.augment = augment
         self.padding = padding
+        self.cutout = int(cutout)
         self.dtype = dtype
         self.channels_last = channels_last
         self.scale, self.shift = _affine(mean, std, self.tensors[0].device, dtype)
 
-    def augmentation(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The crop offsets ``dy, dx`` and flips of epoch ``epoch``, one per position in the epoch's order."""
+    def augmentation(self, epoch: int) -> EpochAugmentation:
+        """The crop offsets, flips and Cutout centres of epoch ``epoch``, one per position in its order.
+
+        All are drawn on the CPU from one generator seeded by ``(seed, epoch)``: offsets, then flips,
+        then (only with Cutout) the centres, so the offsets and flips do not depend on ``cutout``.
+        """
         size = len(self.tensors[0])
         seed = int(np.random.SeedSequence([self.seed, epoch, 1]).generate_state(1, np.uint64)[0])
         generator = torch.Generator().manual_seed(seed)
         offsets = torch.randint(0, 2 * self.padding + 1, (2, size), generator=generator)
         flips = torch.rand(size, generator=generator) < 0.5
-        return offsets[0], offsets[1], flips
+        if not self.cutout:
+            return EpochAugmentation(offsets[0], offsets[1], flips)
+        height, width = self.tensors[0].shape[2:]
+        cy = torch.randint(0, height, (size,), generator=generator)
+        cx = torch.randint(0, width, (size,), generator=generator)
+        return EpochAugmentation(offsets[0], offsets[1], flips, cy, cx)
 
     def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        dy = dx = flips = None
-        if self.augment:
-            dy, dx, flips = self.augmentation(epoch)
+        draws = self.augmentation(epoch) if self.augment else None
         start = 0
         for images, labels in super()._batches(epoch):
             stop = start + len(images)
-            if self.augment:
-                assert dy is not None and dx is not None and flips is not None
-                images = crop_flip(images, dy[start:stop], dx[start:stop], flips[start:stop], self.padding)
+            if draws is not None:
+                part = slice(start, stop)
+                images = crop_flip(images, draws.dy[part], draws.dx[part], draws.flip[part], self.padding)
             start = stop
             x = torch.addcmul(self.shift, images.to(self.dtype), self.scale)
+            if draws is not None and draws.cy is not None and draws.cx is not None:
+                x = cutout(x, draws.cy[part], draws.cx[part], self.cutout)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, labels

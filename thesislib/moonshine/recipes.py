@@ -9,6 +9,9 @@ The thesis reuses Zagoruyko and Komodakis' protocol for every network, teacher o
 - :data:`ZAGORUYKO_IMAGENET`: batch 256, 100 epochs, momentum 0.9, lr 0.1 divided by 10 every 30 epochs,
   weight decay 1e-4.
 
+Both augment with pad-4 crops and flips only; ``Recipe(cutout=16)`` adds Cutout, as chapter 5's WRN-28-10
+and DARTS protocols do (§5.3.1, :data:`thesislib.compressed.experiment.PROTOCOLS`).
+
 :func:`train` trains one network on CIFAR (on-device batches from :class:`~thesislib.data.augment.CifarBatches`)
 from scratch, with knowledge distillation (Eq. 4.1) or with attention transfer (Eq. 4.2), logging the
 loss terms per step. Runs are cached: with ``checkpoint_dir`` each run is saved after every epoch under
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -77,6 +81,10 @@ class Recipe:
     counted from 1, so with milestones (60, 120, 160) epochs 1–60 use ``lr``, 61–120 ``lr·γ``, ...,
     as ``MultiStepLR`` stepped once per epoch); ``"cosine"`` anneals it to 0 over all steps (per step);
     ``"constant"`` keeps it.
+
+    ``cutout`` is the side of the Cutout square cut from every training image (DeVries and Taylor,
+    2017; :class:`~thesislib.data.augment.CifarBatches`), 0 for none. It joins a run's identity only
+    when non-zero (:meth:`identity`), so runs from before Cutout existed keep their cache keys.
     """
 
     epochs: int = 200
@@ -88,6 +96,7 @@ class Recipe:
     schedule: Literal["step", "cosine", "constant"] = "step"
     milestones: tuple[int, ...] = (60, 120, 160)
     gamma: float = 0.2
+    cutout: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
@@ -106,6 +115,22 @@ class Recipe:
             raise ValueError(f"milestones must be increasing positive epochs, got {list(self.milestones)}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if isinstance(self.cutout, bool) or not isinstance(self.cutout, numbers.Integral) or self.cutout < 0:
+            raise ValueError(
+                f"cutout must be a non-negative integer side length (0: off), got {self.cutout!r}"
+            )
+        object.__setattr__(self, "cutout", int(self.cutout))
+
+    def identity(self) -> dict[str, Any]:
+        """The recipe as run-identity data: every field, but ``cutout`` only when it is on.
+
+        A recipe without Cutout thus hashes (:func:`~thesislib.training.config_hash`) exactly as
+        recipes did before the field existed, and finds the same checkpoints.
+        """
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not self.cutout:
+            del fields["cutout"]
+        return fields
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with some fields changed (e.g. ``schedule="cosine"``)."""
@@ -319,10 +344,10 @@ def train(
     Args:
         spec: the network (built by ``builder``, default :meth:`ModelSpec.build`).
         data: training and test tensors (:meth:`CifarSubset.load`).
-        recipe: optimiser and schedule (:data:`ZAGORUYKO_CIFAR` in the paper profile).
+        recipe: optimiser, schedule and Cutout (:data:`ZAGORUYKO_CIFAR` in the paper profile).
         distillation: ``scratch`` (default), ``kd`` (Eq. 4.1) or ``at`` (Eq. 4.2).
         teacher: the trained teacher, required for ``kd`` and ``at``; its run id is part of the student's.
-        seed: initialisation, data order, crops and flips.
+        seed: initialisation, data order, crops, flips and Cutout squares.
         checkpoint_dir: cache and resume runs there (``None``: keep in memory).
         channels_last: feed channels-last images (can be faster on GPUs; same numbers up to rounding).
 
@@ -337,7 +362,7 @@ def train(
     identity: dict[str, Any] = {
         "model": spec,
         "data": dict(data.identity),
-        "recipe": recipe,
+        "recipe": recipe.identity(),
         "distillation": settings,
         "teacher": None if teacher is None else teacher.run_id,
         "seed": seed,
@@ -356,6 +381,7 @@ def train(
         batch_size=recipe.batch_size,
         mean=mean,
         std=std,
+        cutout=recipe.cutout,
         seed=seed,
         device=run_device,
         channels_last=channels_last,

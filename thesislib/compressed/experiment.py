@@ -1,0 +1,537 @@
+"""The chapter-5 experiment at CPU scale, and the thesis' training protocols as plain data (§5.3).
+
+The thesis substitutes every pointwise convolution of a separable WRN-28-10, DARTS or WRN-50-2 by
+one of six compressed linear transforms, tunes each method to the same parameter budgets (§5.2.4),
+and trains every network with attention transfer (AT) from the uncompressed network and
+compression-ratio-scaled (CRS) weight decay (§5.2.5), with ablations that switch CRS off (§5.3.5,
+Fig. 5.13) and AT off (§5.3.6, Fig. 5.16).
+
+This module runs the same design on a network and data small enough for a CPU, on top of chapter
+4's training recipes (:func:`thesislib.moonshine.recipes.train`), which it does not fork:
+
+- :class:`CRSRecipe` is a :class:`~thesislib.moonshine.recipes.Recipe` whose optimiser uses the CRS
+  parameter groups of :func:`~thesislib.compressed.crs.crs_param_groups` (``crs=False``: the ablation);
+- :func:`student_builder` builds a chapter-4 WRN whose 3×3 convolutions are separable with a
+  substituted pointwise part, from a :class:`~thesislib.moonshine.recipes.ModelSpec` whose block is
+  a substitute spec such as ``"tt:0.3125"`` (the builder hook of ``train``);
+- :func:`matched_budgets` / :func:`solve_grid` pick budgets inside the common support of all
+  methods and solve each method's tuning for them (§5.2.4, with the budget solver);
+- :func:`plan_runs` lists the runs (main grid: AT + CRS at every budget; ablations: without CRS and
+  without AT at one budget) and :func:`run_experiment` trains them; :func:`ablation` tabulates the
+  with/without differences in the sign convention of Figs. 5.13 and 5.16.
+
+:data:`PROTOCOLS` holds the thesis' protocols for WRN-28-10, DARTS and WRN-50-2 (§5.3.1) as
+:class:`Protocol` records; :meth:`Protocol.recipe` turns one into a :class:`CRSRecipe` and
+:meth:`Protocol.notebook_parameters` into the ``paper`` profile of ``06_linear_substitutions``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from thesislib.compressed.base import SUBSTITUTES, SubstituteSpec, parse_substitute
+from thesislib.compressed.budget import (
+    BudgetHit,
+    budgets_in_support,
+    common_support,
+    solve_budget,
+    tuning_curves,
+)
+from thesislib.compressed.crs import crs_param_groups
+from thesislib.compressed.separable import separable_block_factory
+from thesislib.moonshine.distillation import DistillationSettings
+from thesislib.moonshine.recipes import CifarData, ModelSpec, Recipe, TrainedModel, train
+
+__all__ = [
+    "METHODS",
+    "PROTOCOLS",
+    "CRSRecipe",
+    "Protocol",
+    "SubstitutionRun",
+    "ablation",
+    "matched_budgets",
+    "plan_runs",
+    "run_experiment",
+    "solve_grid",
+    "student_builder",
+    "student_counter",
+    "substituted_student",
+]
+
+METHODS: tuple[str, ...] = ("rf", "acdc", "hashed", "tt", "tucker", "shufflenet")
+"""The six substitutes of §5.2.3, in the thesis' order of Fig. 5.5's legend."""
+
+# ----------------------------------------------------------------------------------------------------------
+# CRS weight decay inside chapter 4's recipes
+
+
+@dataclasses.dataclass(frozen=True)
+class CRSRecipe(Recipe):
+    """A chapter-4 :class:`~thesislib.moonshine.recipes.Recipe` with CRS weight decay (Eq. 5.18).
+
+    Every substitute layer's parameters form one optimiser group at ``weight_decay × M/N`` (its
+    compressed over its dense parameter count); all other parameters keep ``weight_decay``.
+    ``crs=False`` keeps the groups but at the base weight decay (the ablation of §5.3.5).
+    The groups' ``weight_decay`` values join the run identity through the optimiser.
+    """
+
+    crs: bool = True
+
+    def optimizer(self, model: nn.Module) -> torch.optim.SGD:
+        """SGD over the CRS parameter groups of ``model`` (trainable parameters only)."""
+        groups = []
+        for group in crs_param_groups(model, self.weight_decay, enabled=self.crs):
+            params = [p for p in group["params"] if p.requires_grad]
+            if params:
+                groups.append({**group, "params": params})
+        return torch.optim.SGD(
+            groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The thesis' protocols (§5.3.1) as data
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """One training protocol of §5.3.1, as printed in the thesis (and Appendix C of the paper, seed 002).
+
+    ``budgets`` are the parameter budgets of §5.2.4. Settings the thesis delegates to another paper
+    ("we replicated precisely the training hyperparameters ... of the original paper") carry that
+    paper's value and say so in ``notes``. ``cutout`` is the side of the Cutout square (DeVries and
+    Taylor, 2017) when ``augmentation`` lists ``"cutout"``, else 0; the thesis names Cutout without its
+    size, and 16 px is the paper's CIFAR-10 setting, DARTS' and the thesis code's (``Cutout(16)``).
+    """
+
+    network: str
+    dataset: str
+    epochs: int
+    batch_size: int
+    lr: float
+    schedule: str
+    milestones: tuple[int, ...]
+    gamma: float
+    momentum: float
+    weight_decay: float
+    budgets: tuple[float, ...]
+    augmentation: tuple[str, ...]
+    cutout: int = 0
+    crs: bool = True
+    distillation: str = "at"
+    beta: float = 1000.0
+    alpha: float = 0.0
+    nesterov: bool = False
+    auxiliary_head: bool = False
+    drop_path: tuple[float, float] = (0.0, 0.0)
+    section: str = "§5.3.1"
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if ("cutout" in self.augmentation) != (self.cutout > 0):
+            raise ValueError(
+                f"augmentation {list(self.augmentation)} and cutout={self.cutout} disagree: list 'cutout' "
+                "exactly when the square's side is positive"
+            )
+
+    def recipe(self, crs: bool | None = None) -> CRSRecipe:
+        """The optimiser and schedule as a :class:`CRSRecipe` (``crs`` overrides the protocol's switch)."""
+        return CRSRecipe(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov,
+            schedule=self.schedule,  # type: ignore[arg-type]
+            milestones=self.milestones,
+            gamma=self.gamma,
+            cutout=self.cutout,
+            crs=self.crs if crs is None else crs,
+        )
+
+    def notebook_parameters(self) -> dict[str, Any]:
+        """The ``06_linear_substitutions`` parameters that express this protocol (the ``paper`` profile)."""
+        return {
+            "network": self.network,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "schedule": self.schedule,
+            "milestones": list(self.milestones),
+            "gamma": self.gamma,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "cutout": self.cutout,
+            "crs": self.crs,
+            "beta": self.beta,
+            "budgets": [float(b) for b in self.budgets],
+        }
+
+
+PROTOCOLS: Mapping[str, Protocol] = {
+    "wrn-28-10": Protocol(
+        network="wrn-28-10",
+        dataset="cifar10",
+        epochs=200,
+        batch_size=128,
+        lr=0.1,
+        schedule="step",
+        milestones=(60, 120, 160),
+        gamma=0.2,
+        momentum=0.9,
+        weight_decay=5e-4,
+        budgets=(2.38e6, 1.2e6, 0.6e6),
+        augmentation=("random crop", "left-right flip", "cutout"),
+        cutout=16,
+        beta=1000.0,
+        alpha=0.0,
+        notes="AT with alpha = 0 and beta = 1000 (§5.3.1); CRS weight decay in every run but the §5.3.5 "
+        "ablation; teacher: the WRN-28-10 itself, 3.2% error, 36.5M parameters (§5.3.3). Cutout 16 px "
+        "(size not printed: DeVries and Taylor's CIFAR-10 setting and the thesis code's), teacher included.",
+    ),
+    "darts": Protocol(
+        network="darts",
+        dataset="cifar10",
+        epochs=600,
+        batch_size=96,
+        lr=0.025,
+        schedule="cosine",
+        milestones=(),
+        gamma=1.0,
+        momentum=0.9,
+        weight_decay=3e-4,
+        budgets=(1.42e6, 0.83e6, 0.49e6),
+        augmentation=("random crop", "left-right flip", "cutout"),
+        cutout=16,
+        auxiliary_head=True,
+        drop_path=(0.0, 0.2),
+        notes="Cosine from 0.025 to 0; auxiliary head in training only, not counted at test time; drop "
+        "path probability rising linearly 0 -> 0.2 (§5.3.1). The thesis replicated the DARTS paper's "
+        "remaining settings (auxiliary weight 0.4, cutout 16 px, gradient clipping 5 in Liu et al.'s code). "
+        "AT with the DARTS base network (2.83% error) as teacher (§5.3.3).",
+    ),
+    "wrn-50-2": Protocol(
+        network="wrn-50-2",
+        dataset="imagenet",
+        epochs=90,
+        batch_size=256,
+        lr=0.1,
+        schedule="step",
+        milestones=(30, 60),
+        gamma=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        budgets=(17.7e6, 4.35e6),
+        augmentation=("random crop", "left-right flip"),
+        beta=750.0,
+        notes="AT from the model-zoo WRN-50-2 (22.5% error as evaluated, §5.3.1). Chapter 5 does not print "
+        "beta for ImageNet; 750 = 1000·3/4 is the thesis code's scaling for four groups (§4.5.1).",
+    ),
+}
+"""The thesis' protocols by network name (§5.3.1)."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The CPU-scale student: a chapter-4 WRN with separable, substituted convolutions
+
+
+def substituted_student(
+    name: str, substitute: str | SubstituteSpec, num_classes: int = 10, **substitute_kwargs: Any
+) -> nn.Module:
+    """WRN ``name`` (chapter 4's registry) with every block's 3×3 convs separable and substituted.
+
+    ``substitute`` is ``"conv1x1"`` (plain separable) or ``"method:tuning"``; the spec is read with the
+    chapter-5 network conventions of :func:`thesislib.compressed.networks.substitute_spec` (e.g. the
+    linear ShuffleNet bottleneck of ``out // 4``, as for WRN-28-10), so the small network is built
+    exactly as the thesis' networks are.
+    """
+    from thesislib.compressed.networks import substitute_spec
+    from thesislib.moonshine.models import build_model
+
+    spec = substitute_spec(parse_substitute(substitute))
+    return build_model(
+        name, block=separable_block_factory(spec, **substitute_kwargs), num_classes=num_classes
+    )
+
+
+def student_builder(**substitute_kwargs: Any) -> Callable[[ModelSpec, int], nn.Module]:
+    """A ``builder(spec, num_classes)`` for :func:`~thesislib.moonshine.recipes.train`.
+
+    ``spec.block`` is either a chapter-4 block (``"S"``: the standard network) or a substitute spec
+    (``"rf:0.25"``, ``"conv1x1"``), giving :func:`substituted_student`.
+    """
+
+    def build(spec: ModelSpec, num_classes: int) -> nn.Module:
+        method = spec.block.partition(":")[0].strip().lower()
+        if method in SUBSTITUTES or method == "conv1x1":
+            return substituted_student(spec.name, spec.block, num_classes, **substitute_kwargs)
+        return spec.build(num_classes)
+
+    return build
+
+
+def student_counter(name: str, num_classes: int = 10) -> Callable[[str, float], int]:
+    """``count(method, tuning)``: parameters of :func:`substituted_student` (memoised, on ``meta``).
+
+    Equal to counting the built network (tested against :func:`~thesislib.compressed.budget.network_counter`),
+    but fast: the network is built once per method, and each tuning only rebuilds its distinct
+    separable convolutions ``(in, out, stride)``.
+    """
+    from thesislib.compressed.networks import substitute_spec
+    from thesislib.compressed.separable import SeparableConv2d
+
+    skeletons: dict[str, tuple[int, list[tuple[int, int, int]]]] = {}
+    layers: dict[tuple[str, float, int, int, int], int] = {}
+
+    def layer(method: str, tuning: float, shape: tuple[int, int, int]) -> int:
+        key = (method, float(tuning), *shape)
+        if key not in layers:
+            spec = substitute_spec(method if method == "conv1x1" else f"{method}:{tuning!r}")
+            with torch.device("meta"):
+                conv = SeparableConv2d(shape[0], shape[1], spec, 3, shape[2])
+            layers[key] = sum(p.numel() for p in conv.parameters())
+        return layers[key]
+
+    def count(method: str, tuning: float) -> int:
+        method = str(method).strip().lower()
+        if method not in skeletons:
+            with torch.device("meta"):
+                model = substituted_student(
+                    name, method if method == "conv1x1" else f"{method}:{tuning!r}", num_classes
+                )
+            convs = [m for m in model.modules() if isinstance(m, SeparableConv2d)]
+            shapes = [(c.pointwise.in_channels, c.pointwise.out_channels, _stride(c)) for c in convs]
+            inside = sum(p.numel() for c in convs for p in c.parameters())
+            skeletons[method] = (sum(p.numel() for p in model.parameters()) - inside, shapes)
+        base, shapes = skeletons[method]
+        return base + sum(layer(method, tuning, shape) for shape in shapes)
+
+    return count
+
+
+def _stride(conv: nn.Module) -> int:
+    """The stride of a :class:`~thesislib.compressed.separable.SeparableConv2d` (depthwise or ShuffleNet unit)."""
+    if conv.depthwise is not None:
+        return int(conv.depthwise.stride[0])
+    return int(getattr(conv.pointwise, "stride", 1))
+
+
+def _rounded(value: float, digits: int) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def matched_budgets(
+    count: Callable[[str, float], int],
+    methods: Sequence[str] = METHODS,
+    budgets: int = 2,
+    points: int = 17,
+) -> tuple[pd.DataFrame, tuple[int, int], list[int]]:
+    """Fig. 5.5 for one network and ``budgets`` targets inside the range all ``methods`` support.
+
+    Returns ``(curves, (low, high), targets)``: the tuning curves (:func:`tuning_curves`), the common
+    support (:func:`common_support`) and the targets from its top to its bottom, evenly spaced in log
+    parameters (§5.2.4: the thesis' three WRN-28-10 budgets are the two limits and the log-midpoint).
+    """
+    curves = tuning_curves(count, methods, points)
+    low, high = common_support(curves)
+    return curves, (low, high), budgets_in_support(low, high, budgets)
+
+
+def solve_grid(
+    count: Callable[[str, float], int],
+    targets: Iterable[float],
+    methods: Sequence[str] = METHODS,
+    digits: int = 4,
+    labels: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Each method's tuning for each target (§5.2.4), rounded to ``digits`` significant digits.
+
+    Columns: ``method, budget, target, tuning, parameters, relative_error, supported, normalised``.
+    ``parameters`` is recounted at the rounded tuning, so it is the size of the network that is built.
+    ``budget`` labels the targets (default ``B1, B2, ...`` from the largest).
+    """
+    targets = [float(t) for t in targets]
+    labels = list(labels) if labels is not None else [f"B{i + 1}" for i in range(len(targets))]
+    if len(labels) != len(targets):
+        raise ValueError(f"need one label per target, got {len(labels)} labels for {len(targets)} targets")
+    rows = []
+    for method in methods:
+        for label, target in zip(labels, targets, strict=True):
+            hit: BudgetHit = solve_budget(count, method, target)
+            tuning = hit.tuning if SUBSTITUTES[method].tuning_range.integer else _rounded(hit.tuning, digits)
+            parameters = count(method, tuning)
+            rows.append(
+                {
+                    "method": method,
+                    "budget": label,
+                    "target": round(target),
+                    "tuning": tuning,
+                    "parameters": parameters,
+                    "relative_error": (parameters - target) / target,
+                    "supported": hit.supported,
+                    "normalised": hit.normalised,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Runs
+
+
+@dataclasses.dataclass(frozen=True)
+class SubstitutionRun:
+    """One student to train: a substitute at a tuning, with or without AT and CRS weight decay."""
+
+    method: str
+    tuning: float
+    budget: str
+    parameters: int
+    distillation: str = "at"
+    crs: bool = True
+
+    @property
+    def block(self) -> str:
+        """The substitute spec string used as the student's block (``"tt:0.3125"``)."""
+        if self.method == "conv1x1":
+            return "conv1x1"
+        return f"{self.method}:{self.tuning!r}"
+
+    @property
+    def arm(self) -> str:
+        """``"AT + CRS"``, ``"AT, no CRS"``, ``"scratch + CRS"``, ...: which ablation arm this run is."""
+        first = "AT" if self.distillation == "at" else self.distillation
+        return f"{first} + CRS" if self.crs else f"{first}, no CRS"
+
+
+def plan_runs(
+    grid: pd.DataFrame,
+    ablation_budgets: Sequence[str] | None = None,
+    ablation_methods: Sequence[str] | None = None,
+    crs_ablation: bool = True,
+    at_ablation: bool = True,
+) -> list[SubstitutionRun]:
+    """The runs of the experiment, main grid first, then the ablations.
+
+    Main grid: AT + CRS for every row of ``grid`` (:func:`solve_grid`), as every result of §5.3.3.
+    Ablations at ``ablation_budgets`` (default: the last, smallest budget; the thesis repeated all)
+    for ``ablation_methods`` (default: all): AT without CRS (§5.3.5, Fig. 5.13) and CRS without AT,
+    i.e. from scratch (§5.3.6, Fig. 5.16).
+    """
+    runs = [
+        SubstitutionRun(r.method, float(r.tuning), r.budget, int(r.parameters), "at", True)
+        for r in grid.itertuples()
+    ]
+    budgets = list(dict.fromkeys(grid["budget"]))
+    chosen = [budgets[-1]] if ablation_budgets is None else list(ablation_budgets)
+    if missing := sorted(set(chosen) - set(budgets)):
+        raise ValueError(f"ablation budgets {missing} are not budgets of the grid; valid: {budgets}")
+    methods = list(dict.fromkeys(grid["method"])) if ablation_methods is None else list(ablation_methods)
+    if unknown := sorted(set(methods) - set(grid["method"])):
+        raise ValueError(
+            f"ablation methods {unknown} are not in the grid; valid: {sorted(set(grid['method']))}"
+        )
+    rows = grid[grid["budget"].isin(chosen) & grid["method"].isin(methods)]
+    for r in rows.itertuples():
+        if crs_ablation:
+            runs.append(SubstitutionRun(r.method, float(r.tuning), r.budget, int(r.parameters), "at", False))
+        if at_ablation:
+            runs.append(
+                SubstitutionRun(r.method, float(r.tuning), r.budget, int(r.parameters), "scratch", True)
+            )
+    return runs
+
+
+def run_experiment(
+    runs: Sequence[SubstitutionRun],
+    network: str,
+    data: CifarData,
+    recipe: Recipe,
+    teacher: TrainedModel | None,
+    *,
+    beta: float = 1000.0,
+    seed: int = 0,
+    device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    channels_last: bool = False,
+    progress: bool = True,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """Train every run (chapter 4's :func:`~thesislib.moonshine.recipes.train`) and tabulate the results.
+
+    Each run uses ``recipe`` as a :class:`CRSRecipe` with the run's CRS switch, AT (Eq. 4.2, ``beta``)
+    from ``teacher`` or plain cross entropy, and the same ``seed`` (so arms differ only by the
+    ablated setting). Columns: ``method, budget, tuning, parameters, distillation, crs, arm,
+    test_error, final_loss, seconds, run_id``. Runs are cached in ``checkpoint_dir``.
+    """
+    base = CRSRecipe(**dataclasses.asdict(recipe)) if not isinstance(recipe, CRSRecipe) else recipe
+    builder = student_builder()
+    rows = []
+    for run in runs:
+        settings = DistillationSettings(run.distillation, beta=beta)  # type: ignore[arg-type]
+        if settings.needs_teacher and teacher is None:
+            raise ValueError(f"run {run} needs a teacher for {run.distillation!r}")
+        tick = time.perf_counter()
+        trained = train(
+            ModelSpec(network, run.block),
+            data,
+            base.replace(crs=run.crs),
+            distillation=settings,
+            teacher=teacher if settings.needs_teacher else None,
+            seed=seed,
+            device=device,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            channels_last=channels_last,
+            builder=builder,
+        )
+        row = {
+            "method": run.method,
+            "budget": run.budget,
+            "tuning": run.tuning,
+            "parameters": run.parameters,
+            "distillation": run.distillation,
+            "crs": run.crs,
+            "arm": run.arm,
+            "test_error": trained.test_error,
+            "final_loss": float(trained.history["loss"].iloc[-1]),
+            "seconds": time.perf_counter() - tick,
+            "run_id": trained.run_id,
+        }
+        rows.append(row)
+        if on_result is not None:
+            on_result(row)
+    return pd.DataFrame(rows)
+
+
+def ablation(results: pd.DataFrame, switch: str) -> pd.DataFrame:
+    """With/without table of one ablation: ``switch`` is ``"crs"`` (Fig. 5.13) or ``"at"`` (Fig. 5.16).
+
+    Pairs runs of the same method and budget that differ only in the switch; columns ``with``,
+    ``without`` (test error, %) and ``benefit = without − with`` (percentage points; positive: the
+    switch lowers the error, the sign the thesis' figures are read in).
+    """
+    if switch == "crs":
+        arms = results[results["distillation"] == "at"]
+        on, off = arms[arms["crs"]], arms[~arms["crs"]]
+    elif switch == "at":
+        arms = results[results["crs"]]
+        on, off = arms[arms["distillation"] == "at"], arms[arms["distillation"] == "scratch"]
+    else:
+        raise ValueError(f"unknown ablation switch {switch!r}; valid: 'crs', 'at'")
+    keys = ["method", "budget"]
+    merged = on[[*keys, "parameters", "test_error"]].merge(
+        off[[*keys, "test_error"]], on=keys, suffixes=("_with", "_without")
+    )
+    merged = merged.rename(columns={"test_error_with": "with", "test_error_without": "without"})
+    merged["benefit"] = merged["without"] - merged["with"]
+    return merged.set_index(keys)

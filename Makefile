@@ -1,7 +1,10 @@
 # The two commands that matter:
 #   make book   set up .venv, fetch/verify the data, execute every notebook (cpu profile), build the HTML book
 #   make test   set up .venv and run the tests (including a smoke-profile run of every notebook)
-# Set-up is idempotent: a second call installs nothing.
+# Set-up is idempotent: a second call installs nothing. It installs the torch pins first (plain pip:
+# this machine's disk holds them), then every other dependency from requirements.lock: exact
+# versions, each file checked against its sha256 (pip --require-hashes). `make lock` re-resolves
+# the lock from pyproject.toml (uv) and regenerates environment.yml from it.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -26,7 +29,7 @@ endif
 # The data sets the book reads in the cpu profile.
 BOOK_DATA := tao mnist-test10k cifar10-jpeg kodak
 
-.PHONY: setup data book book-smoke check-pages test lint format clean
+.PHONY: setup data book book-smoke check-pages test lint format clean lock
 
 setup: $(VENV)/.installed
 
@@ -38,9 +41,18 @@ $(VENV)/.torch-installed: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.torch-installed
-	$(BIN)/python -m pip install --quiet -e '.[book,test]'
+LOCK := requirements.lock
+
+$(VENV)/.installed: pyproject.toml $(LOCK) $(VENV)/.torch-installed
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-resolve requirements.lock after a change to pyproject.toml's dependencies (needs PyPI).
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "uv==0.13.9"
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/freeze.txt
+	$(BIN)/python .ci/lock.py --prefer $(VENV)/freeze.txt
 
 data: setup
 	@for name in $(BOOK_DATA); do $(BIN)/thesislib data fetch $$name || exit 1; done

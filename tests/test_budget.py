@@ -19,6 +19,7 @@ from thesislib.budget import (
     fit_budgeted,
     integer_allocation,
     l2_norm_allocation,
+    match_status,
     noise_std,
     uniform_allocation,
 )
@@ -256,8 +257,21 @@ def test_l2_norm_allocation_follows_each_contexts_weight_block() -> None:
 def test_budget_to_match_interpolates_in_log_budget() -> None:
     budgets, losses = [2.0, 4.0, 8.0, 16.0], [1.0, 0.8, 0.6, 0.4]
     assert budget_to_match(budgets, losses, 0.7) == pytest.approx(math.sqrt(32))
-    assert budget_to_match(budgets, losses, 1.5) == 2.0
+    assert budget_to_match(budgets, losses, 1.5, extrapolate=False) == 2.0
     assert budget_to_match(budgets, losses, 0.1) == math.inf
+    assert match_status(budgets, losses, 0.7) == "interpolated"
+    assert match_status(budgets, losses, 0.1) == "censored"
+
+
+def test_budget_to_match_is_signed_below_the_smallest_budget() -> None:
+    """A split worse than the smallest uniform budget gets a negative extra cost, not 0 (issue 14)."""
+    budgets, losses = [2.0, 4.0, 8.0], [1.0, 0.8, 0.6]
+    matched = budget_to_match(budgets, losses, 1.1)  # half a segment above the first point
+    assert matched == pytest.approx(2.0 / math.sqrt(2.0))
+    assert matched / 2.0 - 1 < 0
+    assert match_status(budgets, losses, 1.1) == "below"
+    # a flat first segment cannot be extrapolated: the smallest budget is returned
+    assert budget_to_match([2.0, 4.0], [1.0, 1.0], 1.1) == 2.0
 
 
 # -- learning -------------------------------------------------------------------------------------------

@@ -373,7 +373,7 @@ def small_network(spec) -> nn.Module:
 
 def test_crs_groups_carry_compression_ratio_factors():
     model = small_network("hashed:0.25")
-    groups = C.crs_param_groups(model, 5e-4)
+    groups = C.crs_param_groups(model, 5e-4, scope="layer")
     covered = [id(p) for g in groups for p in g["params"]]
     assert sorted(covered) == sorted(id(p) for p in model.parameters())  # each parameter exactly once
     substitutes = [m for m in model.modules() if isinstance(m, C.Substitute)]
@@ -386,6 +386,37 @@ def test_crs_groups_carry_compression_ratio_factors():
     off = C.crs_param_groups(model, 5e-4, enabled=False)
     assert all(g["weight_decay"] == 5e-4 for g in off)
     torch.optim.SGD(groups, lr=0.1, momentum=0.9)  # valid optimiser groups
+
+
+def test_crs_default_is_one_network_wide_ratio():
+    """The thesis' code scales every compressed layer by one ratio: network params / full-conv network params."""
+    model = small_network("hashed:0.25")
+    groups = C.crs_param_groups(model, 5e-4)
+    ratio = C.network_compression_ratio(model)
+    full = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1, bias=False),
+        *[
+            nn.Sequential(
+                nn.BatchNorm2d(i),
+                nn.Conv2d(i, o, 3, bias=False),
+                nn.BatchNorm2d(o),
+                nn.Conv2d(o, o, 3, bias=False),
+            )
+            for i, o in ((32, 32), (32, 64), (64, 128))
+        ],
+    )
+    shortcuts = 32 * 64 + 64 * 128  # the dense 1x1 projections of the two strided blocks
+    total = sum(p.numel() for p in model.parameters())
+    assert ratio == pytest.approx(total / (sum(p.numel() for p in full.parameters()) + shortcuts))
+    assert all(g["crs_factor"] == pytest.approx(ratio) for g in groups[:-1])
+    assert all(g["weight_decay"] == pytest.approx(5e-4 * ratio) for g in groups[:-1])
+    layer = C.crs_param_groups(small_network("rf:0.25"), 5e-4, scope="layer")
+    assert len({round(g["crs_factor"], 9) for g in layer[:-1]}) > 1  # per-layer factors differ
+    assert C.crs_param_groups(model, 5e-4, ratio=0.5)[0]["weight_decay"] == pytest.approx(2.5e-4)
+    with pytest.raises(ValueError, match="scope"):
+        C.crs_param_groups(model, 5e-4, scope="block")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ratio"):
+        C.crs_param_groups(model, 5e-4, ratio=0.0)
 
 
 def test_crs_factor_for_shufflenet_counts_the_replaced_separable_conv():

@@ -140,9 +140,46 @@ def test_plan_runs_main_grid_then_ablations() -> None:
 # CRS weight decay in the optimiser
 
 
-def test_crs_recipe_groups_carry_compression_ratio_times_weight_decay() -> None:
+def test_crs_recipe_uses_the_network_wide_ratio_of_the_thesis_code() -> None:
+    from thesislib.moonshine.models import build_model
+
+    model = substituted_student(NETWORK, "tt:0.5")
+    ratio = sum(p.numel() for p in model.parameters()) / sum(
+        p.numel() for p in build_model(NETWORK).parameters()
+    )
+    decays = sorted({round(g["weight_decay"], 12) for g in RECIPE.optimizer(model).param_groups})
+    assert decays == [pytest.approx(5e-4 * ratio), 5e-4]
+    with pytest.raises(ValueError, match="scope"):
+        RECIPE.replace(crs_scope="block")
+
+
+def test_summed_decay_and_the_thesis_matched_arm() -> None:
+    from thesislib.compressed.experiment import THESIS_SUMMED_DECAY, matched_weight_decay, summed_decay
+
+    # 200 epochs x 391 steps, lr 0.1 (60), 0.02 (60), 0.004 (40), 0.0008 (40), wd 5e-4: 1.445 (§5.3.1)
+    assert (
+        pytest.approx(391 * 5e-4 * (60 * 0.1 + 60 * 0.02 + 40 * 0.004 + 40 * 0.0008)) == THESIS_SUMMED_DECAY
+    )
+    one_epoch = CRSRecipe(epochs=1, batch_size=128, lr=0.1, schedule="cosine")
+    assert summed_decay(one_epoch, 391) == pytest.approx(
+        5e-4 * 0.1 * (391 + 1) / 2, rel=1e-9
+    )  # Σ cos(πk/n) over k < n is 1
+    wd = matched_weight_decay(one_epoch, 391)
+    assert summed_decay(one_epoch.replace(weight_decay=wd), 391) == pytest.approx(THESIS_SUMMED_DECAY)
+    runs = plan_runs(tiny_grid(), matched_decay=wd)
+    matched = [r for r in runs if r.weight_decay is not None]
+    assert [(r.crs, r.distillation, r.decay) for r in matched] == [
+        (True, "at", "matched"),
+        (False, "at", "matched"),
+    ]
+    assert len({r.arm for r in runs}) == len(runs)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        summed_decay(one_epoch, 0)
+
+
+def test_crs_recipe_layer_scope_carries_each_layers_ratio() -> None:
     model = substituted_student(NETWORK, "hashed:0.1")
-    optimizer = RECIPE.optimizer(model)
+    optimizer = RECIPE.replace(crs_scope="layer").optimizer(model)
     subs = {id(p): m for m in model.modules() if isinstance(m, Substitute) for p in m.parameters()}
     seen = 0
     for group in optimizer.param_groups:

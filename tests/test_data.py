@@ -81,6 +81,7 @@ def isolated(clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     project_data = tmp_path / "project-data"
     monkeypatch.setattr(store, "project_data_dir", lambda: project_data)
     monkeypatch.setenv("THESISLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("THESISLIB_KEY_FILE", str(tmp_path / "key" / "verified-files.key"))
     return SimpleNamespace(tmp=tmp_path, data=project_data, cache=tmp_path / "cache")
 
 
@@ -320,21 +321,167 @@ def test_verified_digest_cache_is_used_and_invalidated_on_change(
     assert len(calls) == 1  # the second check used the cache
     entries = json.loads((isolated.cache / "verified-files.json").read_text())
     stat = path.stat()
-    assert entries[str(path)] == {
+    entry = entries[str(path)]
+    assert entry["identity"] == {
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
-        "sha256": toy.files[0].digest,
+        "ctime_ns": stat.st_ctime_ns,
+        "inode": stat.st_ino,
+        "device": stat.st_dev,
     }
+    assert entry["digests"]["sha256"]["digest"] == toy.files[0].digest
+    assert len(entry["digests"]["sha256"]["hmac"]) == 64
+    assert oct(store.key_file().stat().st_mode & 0o777) == "0o600"
 
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: hash again
     locate("toy")
     assert len(calls) == 2
 
-    path.write_bytes(b"hello, Thesis\n")  # same size, new content
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
+
+def test_same_size_corruption_with_restored_mtime_is_caught(
+    toy: Dataset, isolated: SimpleNamespace, monkeypatch
+) -> None:
+    """The fault: edit a verified file in place and restore its mtime (``touch -r``)."""
+    path = _put(isolated.data, TOY, TOY_BYTES)
+    assert locate("toy") == {TOY: path}
+    before = path.stat()
+    time.sleep(0.01)  # a later ctime, as on any real edit
+    with open(path, "r+b") as handle:  # same inode, same size
+        handle.write(b"J")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
     with pytest.raises(ChecksumMismatchError):
         locate("toy")
-    assert len(calls) == 3
+
+
+def test_replaced_file_with_restored_mtime_is_caught(toy: Dataset, isolated: SimpleNamespace) -> None:
+    path = _put(isolated.data, TOY, TOY_BYTES)
+    locate("toy")
+    before = path.stat()
+    replacement = _put(isolated.tmp, "elsewhere.txt", b"hello, thesiS\n")
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, path)  # a new inode with the old size and mtime
+    with pytest.raises(ChecksumMismatchError):
+        locate("toy")
+
+
+def test_forged_cache_entry_is_ignored(toy: Dataset, isolated: SimpleNamespace, monkeypatch) -> None:
+    """The fault: a corrupt file plus a cache entry claiming it verified (without the secret key)."""
+    path = _put(isolated.data, TOY, b"hello, tampered\n")
+    stat = path.stat()
+    identity = {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+        "inode": stat.st_ino,
+        "device": stat.st_dev,
+    }
+    digest = toy.files[0].digest
+    forged_key = b"not the user's key, 32 bytes...."
+    forged = {
+        str(path.resolve()): {
+            "identity": identity,
+            "digests": {
+                "sha256": {
+                    "digest": digest,
+                    "hmac": store._signature(forged_key, str(path.resolve()), identity, "sha256", digest),
+                }
+            },
+        }
+    }
+    isolated.cache.mkdir(parents=True)
+    (isolated.cache / "verified-files.json").write_text(json.dumps(forged))
+    with pytest.raises(ChecksumMismatchError):  # no key yet: nothing trusted
+        locate("toy")
+    store._signing_key(create=True)  # a key exists now, but the forger does not have it
+    with pytest.raises(ChecksumMismatchError):
+        locate("toy")
+    # The old format (no signature, no ctime) is not trusted either.
+    (isolated.cache / "verified-files.json").write_text(
+        json.dumps(
+            {str(path.resolve()): {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}}
+        )
+    )
+    with pytest.raises(ChecksumMismatchError):
+        locate("toy")
+
+
+def test_forged_cache_entry_cannot_get_a_cifar_tar_unpickled(isolated: SimpleNamespace, monkeypatch) -> None:
+    """A tar that is not the registered one is never unpickled, whatever the cache says."""
+    file = DATASETS["cifar10"].files[0]
+    archive = isolated.tmp / "fake" / file.path
+    marker = isolated.tmp / "pwned"
+    _tar_gz(archive, {"cifar-10-batches-py/test_batch": _Exploit(str(marker))})
+    stat = archive.stat()
+    identity = store._identity(archive, stat)
+    isolated.cache.mkdir(parents=True)
+    entry = {"digest": file.digest, "hmac": "0" * 64}
+    (isolated.cache / "verified-files.json").write_text(
+        json.dumps({str(archive.resolve()): {"identity": identity, "digests": {file.algorithm: entry}}})
+    )
+    monkeypatch.setenv("THESISLIB_DATA", str(isolated.tmp / "fake"))
+    monkeypatch.setenv("THESISLIB_OFFLINE", "1")
+    with pytest.raises(ChecksumMismatchError):
+        load_cifar("cifar10", "test")
+    assert not marker.exists(), "the forged archive was unpickled"
+
+
+class _Exploit:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_repeated_checks_of_a_verified_file_do_not_hash(toy: Dataset, isolated, monkeypatch) -> None:
+    path = _put(isolated.data, TOY, TOY_BYTES)
+    locate("toy")
+    monkeypatch.setattr(store, "hash_file", lambda p, a: pytest.fail("hashed again"))
+    for _ in range(3):
+        assert locate("toy") == {TOY: path}
+
+
+def test_unreadable_folder_first_on_the_search_path_is_skipped(
+    toy: Dataset, isolated: SimpleNamespace, monkeypatch
+) -> None:
+    """The fault: a folder that cannot be read first on THESISLIB_DATA; the good folder after it is used."""
+    blocked, good = isolated.tmp / "blocked", isolated.tmp / "good"
+    _put(blocked, TOY, TOY_BYTES)
+    _put(good, TOY, TOY_BYTES)
+    monkeypatch.setenv("THESISLIB_DATA", f"{blocked}{os.pathsep}{good}")
+    real_is_file = Path.is_file
+
+    def is_file(self: Path) -> bool:  # root reads every folder, so the denial is injected here
+        if blocked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    store._WARNED.clear()
+    with pytest.warns(UserWarning, match="blocked.*cannot be read"):
+        assert locate("toy") == {TOY: good / TOY}
+    assert cli.main(["data", "list"]) == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their mode")
+def test_unreadable_folder_by_mode(toy: Dataset, isolated: SimpleNamespace, monkeypatch) -> None:
+    blocked, good = isolated.tmp / "blocked", isolated.tmp / "good"
+    _put(blocked, TOY, TOY_BYTES)
+    _put(good, TOY, TOY_BYTES)
+    blocked.chmod(0)
+    try:
+        monkeypatch.setenv("THESISLIB_DATA", f"{blocked}{os.pathsep}{good}")
+        store._WARNED.clear()
+        with pytest.warns(UserWarning, match="cannot be read"):
+            assert locate("toy") == {TOY: good / TOY}
+    finally:
+        blocked.chmod(0o755)
 
 
 # --- downloads -------------------------------------------------------------------------------------
@@ -608,3 +755,21 @@ def test_original_cifar_archives(name: str, isolated: SimpleNamespace, monkeypat
     assert load_cifar(name, "test")[0].shape == (4, 3, 32, 32)
     assert (isolated.cache / f"{name}-train-{local.digest[:12]}.pt").is_file()
     assert len(cifar_classes(name)) == len(classes)
+
+
+def test_decoded_cifar_cache_with_the_wrong_image_count_is_decoded_again(
+    real_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The fault: a decoded-cache file for the 10k test split that holds 5 images."""
+    monkeypatch.setenv("THESISLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("THESISLIB_KEY_FILE", str(tmp_path / "key"))
+    digest = DATASETS["cifar10-jpeg"].files[0].digest
+    cached = tmp_path / "cache" / f"cifar10-jpeg-test-{digest[:12]}.pt"
+    cached.parent.mkdir(parents=True)
+    torch.save(
+        {"images": torch.zeros(5, 3, 32, 32, dtype=torch.uint8), "labels": torch.zeros(5, dtype=torch.int64)},
+        cached,
+    )
+    images, labels = load_cifar("cifar10-jpeg", "test")
+    assert len(images) == len(labels) == 10_000
+    assert len(torch.load(cached, weights_only=True)["images"]) == 10_000  # the cache was rewritten

@@ -32,15 +32,23 @@ def softmax(values: list[float]) -> list[float]:
     return [e / sum(exps) for e in exps]
 
 
-def kd_by_hand(s: list[list[float]], t: list[list[float]], y: list[int], alpha: float, temp: float) -> float:
-    """Eq. 4.1 averaged over the data items, one item and one class at a time."""
+def kd_by_hand(
+    s: list[list[float]],
+    t: list[list[float]],
+    y: list[int],
+    alpha: float,
+    temp: float,
+    per_class: bool = False,
+) -> float:
+    """Eq. 4.1 (with KL for the soft term) averaged over the items; ``per_class`` also divides it by K."""
     total = 0.0
     for s_row, t_row, label in zip(s, t, y, strict=True):
         hard = -math.log(softmax(s_row)[label])
         p_t = softmax([v / temp for v in t_row])
         q_s = softmax([v / temp for v in s_row])
-        soft = -sum(p * math.log(q) for p, q in zip(p_t, q_s, strict=True))
-        total += (1 - alpha) * hard + 2 * alpha * temp**2 * soft
+        soft = sum(p * math.log(p / q) for p, q in zip(p_t, q_s, strict=True))
+        weight = 2 * alpha * temp**2 / (len(s_row) if per_class else 1)
+        total += (1 - alpha) * hard + weight * soft
     return total / len(s)
 
 
@@ -70,11 +78,39 @@ def test_kd_matches_hand_computation() -> None:
     s = [[1.0, -0.5, 2.0], [0.3, 0.2, -1.0]]
     t = [[2.0, 0.0, 1.0], [-1.0, 3.0, 0.5]]
     y = [2, 0]
-    loss, parts = knowledge_distillation_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y))
-    assert loss.item() == pytest.approx(kd_by_hand(s, t, y, 0.9, 4.0), rel=1e-6)
+    loss, parts = knowledge_distillation_loss(
+        torch.tensor(s), torch.tensor(t), torch.tensor(y), form="equation"
+    )
+    assert loss.item() == pytest.approx(kd_by_hand(s, t, y, 0.9, 4.0), rel=1e-5)
     assert (parts["ce"] + parts["kd"]).item() == pytest.approx(loss.item(), rel=1e-6)
-    loss_other, _ = knowledge_distillation_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), 0.5, 2.0)
-    assert loss_other.item() == pytest.approx(kd_by_hand(s, t, y, 0.5, 2.0), rel=1e-6)
+    loss_other, _ = knowledge_distillation_loss(
+        torch.tensor(s), torch.tensor(t), torch.tensor(y), 0.5, 2.0, form="equation"
+    )
+    assert loss_other.item() == pytest.approx(kd_by_hand(s, t, y, 0.5, 2.0), rel=1e-5)
+
+
+def test_kd_default_is_the_thesis_code_kl_div_mean() -> None:
+    """The default weights the soft term as F.kl_div's element-wise mean did: 2αT²/K, not 2αT² (defect fix)."""
+    torch.manual_seed(3)
+    s, t, y = torch.randn(6, 10), torch.randn(6, 10), torch.randint(0, 10, (6,))
+    _, default = knowledge_distillation_loss(s, t, y)
+    _, printed = knowledge_distillation_loss(s, t, y, form="equation")
+    torch.testing.assert_close(default["kd"] * 10, printed["kd"])
+    # The code behind Table 4.3, written with torch's own kl_div (reduction "mean": over B·K elements).
+    code = nn.functional.kl_div(
+        nn.functional.log_softmax(s / 4, 1), nn.functional.softmax(t / 4, 1), reduction="mean"
+    ) * (2 * 0.9 * 16)
+    torch.testing.assert_close(default["kd"], code)
+    assert default["kd"].item() == pytest.approx(
+        kd_by_hand(s.tolist(), t.tolist(), y.tolist(), 0.9, 4.0, per_class=True)
+        - kd_by_hand(s.tolist(), t.tolist(), y.tolist(), 0.0, 4.0) * 0.1,
+        rel=1e-5,
+    )
+    assert DistillationSettings("kd").kd_form == "kl_div_mean"
+    with pytest.raises(ValueError, match="knowledge-distillation form"):
+        knowledge_distillation_loss(s, t, y, form="sum")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="knowledge-distillation form"):
+        DistillationSettings("kd", kd_form="sum")  # type: ignore[arg-type]
 
 
 def test_kd_gradient_is_the_closed_form() -> None:
@@ -82,7 +118,9 @@ def test_kd_gradient_is_the_closed_form() -> None:
     torch.manual_seed(0)
     s = torch.randn(4, 5, requires_grad=True)
     t = torch.randn(4, 5)
-    loss, _ = knowledge_distillation_loss(s, t, torch.zeros(4, dtype=torch.long), alpha=1.0, temperature=4.0)
+    loss, _ = knowledge_distillation_loss(
+        s, t, torch.zeros(4, dtype=torch.long), alpha=1.0, temperature=4.0, form="equation"
+    )
     loss.backward()
     expected = 2 * 1.0 * 4.0 * (torch.softmax(s.detach() / 4, 1) - torch.softmax(t / 4, 1)) / 4
     torch.testing.assert_close(s.grad, expected)

@@ -69,3 +69,28 @@ def test_learnt_split_favours_the_informative_buoy_and_beats_uniform() -> None:
     uniform = experiment.uniform(6.0)
     assert learnt.test_error < uniform.test_error
     assert experiment.error(learnt.model, "test") == learnt.test_error, "fixed noise draws: repeatable"
+
+
+def test_signed_extra_cost_can_be_negative_and_censored() -> None:
+    from thesislib.budget.imputation import signed_extra_cost
+
+    budgets, errors = [9.0, 13.5, 18.0, 27.0], [1.0, 0.9, 0.8, 0.7]
+    cost, status = signed_extra_cost(budgets, errors, 0.85, 18.0)  # between the 0.75x and 1x budgets
+    assert cost < 0 and status == "interpolated"
+    cost, status = signed_extra_cost(budgets, errors, 0.75, 18.0)
+    assert 0 < cost < 0.5 and status == "interpolated"
+    cost, status = signed_extra_cost(budgets, errors, 0.5, 18.0)
+    assert cost == float("inf") and status == "censored"
+    cost, status = signed_extra_cost(budgets, errors, 1.1, 18.0)
+    assert cost < -0.5 and status == "below"
+
+
+def test_nearest_share_gain() -> None:
+    from thesislib.budget.imputation import nearest_share_gain
+
+    positions = torch.tensor([[0.0, 0.0], [0.0, 1.0], [0.0, 5.0], [0.0, 9.0]])
+    # target 0: inputs 1, 2, 3; buoy 1 is nearest
+    assert nearest_share_gain(torch.tensor([2.0, 1.0, 1.0]), positions, 0) == pytest.approx(0.5 - 1 / 3)
+    assert nearest_share_gain(torch.tensor([1.0, 1.0, 1.0]), positions, 0) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="input buoys"):
+        nearest_share_gain(torch.ones(4), positions, 0)

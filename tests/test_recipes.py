@@ -167,8 +167,10 @@ def test_notebook_paper_profile_is_the_thesis_protocol() -> None:
         schedule=paper["schedule"],
         milestones=tuple(paper["milestones"]),
         gamma=paper["gamma"],
+        nesterov=paper["nesterov"],
     )
     assert recipe == ZAGORUYKO_CIFAR
+    assert paper["resolution"] == 32 and paper["kd_form"] == "kl_div_mean" and len(paper["seeds"]) >= 3
     assert paper["teacher_epochs"] == 200
     assert paper["source"] == "cifar10" and paper["train_size"] is None and paper["test_size"] is None
     assert paper["teacher"] == ["wrn-40-2", "S"]
@@ -196,6 +198,32 @@ def test_cifar_subset_is_stratified_and_seeded(data: CifarData) -> None:
     other = CifarSubset("cifar10-jpeg", train_size=512, test_size=256, seed=1).load()
     assert not torch.equal(other.train_images, data.train_images)
     assert data.identity == {"name": "cifar10-jpeg", "train_size": 512, "test_size": 256, "seed": 0}
+
+
+def test_downsampled_subset_pools_and_keys_the_resolution(data: CifarData) -> None:
+    small = CifarSubset("cifar10-jpeg", train_size=512, test_size=256, seed=0, resolution=16).load()
+    assert small.train_images.shape == (512, 3, 16, 16) and small.train_images.dtype == torch.uint8
+    expected = data.train_images[:2].float().reshape(2, 3, 16, 2, 16, 2).mean((3, 5)).round()
+    assert torch.equal(small.train_images[:2].float(), expected)
+    assert small.identity["resolution"] == 16 and "resolution" not in data.identity
+    with pytest.raises(ValueError, match="resolution"):
+        CifarSubset("cifar10-jpeg", train_size=8, test_size=8, resolution=12).load()
+
+
+def test_shared_teacher_check_records_and_rejects_another_teacher(data: CifarData, tmp_path: Path) -> None:
+    from thesislib.moonshine.recipes import check_shared_teacher
+
+    recipe = FAST.replace(epochs=1)
+    first = train(TEACHER, data, recipe, builder=tiny_builder, device="cpu", progress=False)
+    other = train(
+        TEACHER, data, recipe.replace(batch_size=32), builder=tiny_builder, device="cpu", progress=False
+    )
+    assert first.run_id != other.run_id
+    check_shared_teacher(tmp_path, first, "05_moonshine", record=True)
+    assert check_shared_teacher(tmp_path, first, "06_linear_substitutions")["run_id"] == first.run_id
+    with pytest.raises(ValueError, match="not the teacher recorded"):
+        check_shared_teacher(tmp_path, other, "06_linear_substitutions")
+    check_shared_teacher(tmp_path, other, "05_moonshine", record=True)  # 05 re-records after a change
 
 
 # ----------------------------------------------------------------------------------------------------------

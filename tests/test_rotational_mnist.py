@@ -168,3 +168,103 @@ def test_experiment_trains_tests_and_searches_end_to_end() -> None:
         experiment.error(learnt.model, torch.tensor([10] + [0] * 9), "test")
     again = RotationExperiment(pools, sparsity_profile(0.3), settings, 4, 20).learnt(10)
     assert again.test_error == learnt.test_error, "same seed, same result"
+
+
+# -- issue 14: the defects the chapter-3 review found -----------------------------------------------------
+
+
+def test_spread_sparsity_is_not_tied_to_digit_identity() -> None:
+    from thesislib.budget.rotational_mnist import sparsity_condition, spread_sparsity
+
+    profiles = [spread_sparsity(seed) for seed in range(6)]
+    for profile in profiles:
+        assert sorted(profile.tolist()) == pytest.approx([0.0] * 3 + [0.9] * 7)
+    clean_sets = {tuple(torch.nonzero(p == 0).flatten().tolist()) for p in profiles}
+    assert len(clean_sets) > 1, "which digits are clean must change with the seed"
+    assert torch.equal(spread_sparsity(3), spread_sparsity(3))
+    assert torch.equal(sparsity_condition("ramp", 0.5, 0), sparsity_profile(0.5))
+    with pytest.raises(ValueError, match="valid: 'spread', 'ramp'"):
+        sparsity_condition("steps", 0.5, 0)
+    with pytest.raises(ValueError, match="high"):
+        spread_sparsity(0, high=1.5)
+
+
+def _trained_rotation_model(noise_form: str = "excess"):
+    """A tiny model whose running statistics have seen sets where digit 0 varies a lot within a set
+    and digit 1 not at all."""
+    torch.manual_seed(0)
+    model = rotation_model(
+        BudgetSplit(CONTEXTS, 10.0),
+        hidden=8,
+        statistics=4,
+        dropout=0.0,
+        train_samples=4,
+        noise_form=noise_form,
+    )
+    sets = torch.rand(16, CONTEXTS, 4, 28 * 28)
+    sets[:, 1] = sets[:, 1, :1]  # digit 1: four identical images per set -> no within-set variance
+    sets[:, 0] *= 3.0
+    model.train()
+    for _ in range(5):
+        model.expected_loss(sets, torch.zeros(16, dtype=torch.long), torch.nn.functional.cross_entropy)
+    return model, sets
+
+
+def test_noise_variance_is_the_per_context_within_set_variance() -> None:
+    model, sets = _trained_rotation_model()
+    v = model.context_variance
+    assert float(v[1]) < 1e-5, "identical images within a set have no within-set variance"
+    assert float(v[0]) > float(v[2:].mean()), "the most variable digit has the largest v_c"
+    assert not model.context_variance.requires_grad
+    # sigma_c^2 = v_c (1/r_c - 1/I) for the uniform start r_c = 1, I = 4
+    assert model.noise_std().square().tolist() == pytest.approx(
+        (v * (1 - 1 / 4)).tolist(), rel=1e-4, abs=1e-9
+    )
+    total, _ = _trained_rotation_model("total")
+    assert total.noise_std().square().tolist() == pytest.approx(
+        total.context_variance.tolist(), rel=1e-4, abs=1e-9
+    )
+    # gamma gets gradients through r_c only
+    loss = model.expected_loss(sets, torch.zeros(16, dtype=torch.long), torch.nn.functional.cross_entropy)
+    loss.backward()
+    assert model.split.gamma.grad is not None and bool(torch.isfinite(model.split.gamma.grad).all())
+
+
+def test_a_context_given_no_images_gets_its_running_mean_statistic() -> None:
+    model, sets = _trained_rotation_model()
+    model.eval()
+    counts = torch.tensor([0, 2, 1, 1, 1, 1, 1, 1, 1, 1])
+    features = model.features(sets, counts)
+    assert torch.allclose(features[:, 0], model.context_mean[0].expand(16, -1))
+    assert float(model.context_mean[0].abs().sum()) > 0, "the running mean is not the zero statistic"
+    assert not torch.allclose(features[:, 1], model.context_mean[1].expand(16, -1))
+
+
+def test_split_learning_rate_decays() -> None:
+    from thesislib.budget import BudgetedModel, fit_budgeted
+    from thesislib.training import TensorBatches
+
+    def movement(decay: bool) -> tuple[float, float]:
+        torch.manual_seed(0)
+        x = torch.randn(256, 3, 1)
+        y = x[:, 0] * 3
+        split = BudgetSplit(3, 6.0)
+        model = BudgetedModel(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3, 1)), split)
+        history = fit_budgeted(
+            model,
+            TensorBatches(x, y, batch_size=16, seed=0),
+            torch.nn.functional.mse_loss,
+            epochs=4,
+            lr=1e-2,
+            split_lr=0.05,
+            split_lr_decay=decay,
+            device="cpu",
+            progress=False,
+        )
+        r = history[["r0", "r1", "r2"]].to_numpy()
+        return float(abs(r[1] - r[0]).sum()), float(abs(r[3] - r[2]).sum())
+
+    early, late = movement(decay=True)
+    assert late < 0.5 * early, "with the decay the split barely moves in the last epoch"
+    with pytest.raises(ValueError, match="noise_form"):
+        rotation_model(BudgetSplit(CONTEXTS, 10.0), hidden=8, statistics=4, noise_form="pooled")

@@ -4,26 +4,35 @@ Sub-commands::
 
     thesislib data list|verify|fetch [NAME]      the real data sets (thesislib.data)
     thesislib run NOTEBOOK... --profile P        execute notebooks with papermill (thesislib.runs)
-    thesislib batch GRID.yml [--workers N]       a grid of papermill runs in parallel
+    thesislib batch GRID.yml [--workers N | --scheduler tcp://HOST:PORT | --cluster slurm|pbs ...]
+                                                 a grid of papermill runs on Dask distributed
     thesislib results [DIR] [--db FILE]          collect glued results into pandas + SQLite
+    thesislib claims [DIR] [--json]              the claims ledger: every thesis claim's verdict from runs
     thesislib book [--profile P | --from DIR]    execute (cached) and build the Jupyter Book
     thesislib count MODEL [--block SPEC] [--classes N] [--input CxHxW] [--json]
                                                  parameters and mult-adds (thesislib.counting)
     thesislib count MODEL --substitute METHOD (--setting X | --params-budget P) [--linear] [--json]
                                                  chapter 5: separable convs with substituted pointwise
+
+A mistake (a missing file, a bad parameter value, an unreadable folder) prints one line
+naming what is wrong and exits non-zero; ``thesislib --debug COMMAND`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
+import traceback
 from pathlib import Path
 
 PROFILES = ("smoke", "cpu", "paper")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(words: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``words`` (the command line) decide whether claims' options are imported."""
     parser = argparse.ArgumentParser(prog="thesislib", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="list, verify or fetch the real data sets")
@@ -45,15 +54,52 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default: runs/<profile>/)")
     run.add_argument("--force", action="store_true", help="execute even when a cached result is current")
 
-    batch = commands.add_parser("batch", help="execute a grid of notebook runs in parallel")
+    batch = commands.add_parser(
+        "batch",
+        help="execute a grid of notebook runs on Dask distributed",
+        description="Run a grid on a local Dask cluster (default), an existing scheduler, or SLURM/PBS.",
+    )
     batch.add_argument("grid", type=Path, metavar="GRID.yml")
-    batch.add_argument("--workers", type=int, default=1)
     batch.add_argument("--out", type=Path, help="output folder (default: runs/batch/<grid name>/)")
+    batch.add_argument("--db", type=Path, help="results store (default: <out>/results.sqlite)")
+    batch.add_argument("--profile", choices=PROFILES, help="override the grid file's profile")
+    batch.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="times a run is retried when its worker dies (killed, out of memory) before it is "
+        "reported failed (default: 2)",
+    )
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=1, help="worker processes of the local cluster")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="join an existing Dask cluster")
+    where.add_argument("--cluster", choices=("slurm", "pbs"), help="submit workers as batch jobs")
+    jobs = batch.add_argument_group(
+        "batch jobs (--cluster)", "one Dask worker per job, one notebook at a time"
+    )
+    jobs.add_argument("--jobs", type=int, default=1, help="number of jobs (workers) to start")
+    jobs.add_argument("--queue", help="partition (SLURM) or queue (PBS)")
+    jobs.add_argument("--account", help="account to charge")
+    jobs.add_argument("--cores", type=int, default=1, help="CPU cores per job")
+    jobs.add_argument("--memory", default="8GB", help="memory per job, e.g. 16GB")
+    jobs.add_argument("--walltime", default="01:00:00", help="time limit per job, HH:MM:SS")
+    jobs.add_argument("--gpus", type=int, default=0, help="GPUs per job")
 
     results = commands.add_parser("results", help="collect the glued results of executed notebooks")
     results.add_argument("directory", nargs="?", type=Path, default=Path("runs"), metavar="DIR")
     results.add_argument("--db", type=Path, help="also write an SQLite database (table 'results')")
     results.add_argument("--csv", type=Path, help="also write the table as CSV")
+
+    claims = commands.add_parser(
+        "claims", help="the claims ledger: verdicts of every thesis claim from a folder of runs"
+    )
+    if _wants("claims", words):
+        from thesislib.claims.cli import add_arguments
+
+        add_arguments(claims)
+    else:  # the real options come from thesislib.claims.cli, imported only when the command runs
+        claims.add_argument("directory", nargs="?", type=Path, metavar="DIR")
+        claims.add_argument("--json", action="store_true")
 
     book = commands.add_parser("book", help="execute the notebooks (cached) and build the HTML book")
     source = book.add_mutually_exclusive_group()
@@ -205,35 +251,98 @@ def _count(args: argparse.Namespace) -> int:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "data":
-            from thesislib.data import cli_data
+def _wants(command: str, words: list[str] | None) -> bool:
+    """True if the command line ``words`` asks for sub-command ``command`` (imported lazily)."""
+    return command in [word for word in (words or []) if not word.startswith("-")][:1]
 
-            return cli_data(args.action, args.name)
-        if args.command == "run":
-            from thesislib.runs import cli_run
 
-            return cli_run(args.notebooks, args.profile, args.parameter, args.out, args.force)
-        if args.command == "batch":
-            from thesislib.runs import cli_batch
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "data":
+        from thesislib.data import cli_data
 
-            return cli_batch(args.grid, args.workers, args.out)
-        if args.command == "results":
-            from thesislib.runs import cli_results
+        return cli_data(args.action, args.name)
+    if args.command == "run":
+        from thesislib.runs import cli_run
 
-            return cli_results(args.directory, args.db, args.csv)
-        if args.command == "book":
-            from thesislib.runs import cli_book
+        return cli_run(args.notebooks, args.profile, args.parameter, args.out, args.force)
+    if args.command == "batch":
+        from thesislib.runs import ClusterOptions, cli_batch
 
-            return cli_book(args.profile, args.from_dir)
-        if args.command == "count":
-            return _count(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"thesislib {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        cluster = None
+        if args.cluster:
+            cluster = ClusterOptions(
+                args.cluster,
+                jobs=args.jobs,
+                queue=args.queue,
+                cores=args.cores,
+                memory=args.memory,
+                walltime=args.walltime,
+                gpus=args.gpus,
+                account=args.account,
+            )
+        return cli_batch(
+            args.grid, args.workers, args.out, args.scheduler, cluster, args.retries, args.db, args.profile
+        )
+    if args.command == "results":
+        from thesislib.runs import cli_results
+
+        return cli_results(args.directory, args.db, args.csv)
+    if args.command == "claims":
+        from thesislib.claims.cli import run
+
+        return run(args)
+    if args.command == "book":
+        from thesislib.runs import cli_book
+
+        return cli_book(args.profile, args.from_dir)
+    if args.command == "count":
+        return _count(args)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _one_line(error: BaseException) -> str:
+    """What went wrong, for a user: the message (the messages name what is wrong and what is valid)."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    if isinstance(error, KeyError):  # KeyError's str() is the repr of the key
+        return f"unknown {error.args[0]}" if error.args else "KeyError"
+    text = str(error).strip()
+    return text or type(error).__name__
+
+
+# Errors that mean "the input or the machine is not as needed": reported in one line.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    OSError,
+    RuntimeError,
+    KeyError,
+    LookupError,
+    sqlite3.Error,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(words).parse_args(words)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print(f"thesislib {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"thesislib {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a bug: still no traceback unless asked for
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"thesislib {args.command}: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(run with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 3
 
 
 if __name__ == "__main__":

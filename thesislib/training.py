@@ -54,6 +54,7 @@ __all__ = [
     "Trainer",
     "checkpoint_path",
     "config_hash",
+    "load_checkpoint",
     "progress_enabled",
     "seed_everything",
     "select_device",
@@ -165,8 +166,14 @@ def config_hash(config: Any) -> str:
 
 
 def checkpoint_path(root: str | os.PathLike, name: str, config: Any) -> Path:
-    """``root/<name>-<config_hash(config)>.pt``: the same configuration always finds the same file."""
-    return Path(root) / f"{name}-{config_hash(config)}.pt"
+    """``root/<name>-<config_hash(config)>.pt``: the same configuration always finds the same file.
+
+    Inside a notebook run, a ``root`` under the project's ``runs/checkpoints/`` follows the run's
+    output folder (:func:`thesislib.paths.follow_run_dir`), so ``--out`` holds the checkpoints too.
+    """
+    from thesislib.paths import follow_run_dir
+
+    return follow_run_dir(root) / f"{name}-{config_hash(config)}.pt"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -315,8 +322,9 @@ class Trainer:
             epoch means.
         config: the :class:`TrainConfig`.
         scheduler: a learning-rate scheduler, stepped per ``config.schedule_per``.
-        evaluate: ``evaluate(model) -> {"val_acc": ...}``, called after each epoch in eval mode without
-            gradients; the metrics become columns of the history.
+        evaluate: ``evaluate(model) -> {"val_acc": ...}``, called after each epoch in eval mode under
+            ``torch.inference_mode`` (tensors it creates cannot take part in a later backward pass);
+            the metrics become columns of the history.
         hparams: the chapter's own settings that define the run (model size, data...); together with
             ``config`` and the optimizer's hyperparameters they form the run identity a checkpoint must
             match.
@@ -437,7 +445,7 @@ class Trainer:
             record: dict[str, Any] = {"epoch": epoch, **_means(steps)}
             if self.evaluate is not None:
                 self.model.eval()
-                with torch.no_grad():
+                with torch.inference_mode():  # cheaper than no_grad: no version counters or views tracked
                     metrics = {name: float(value) for name, value in self.evaluate(self.model).items()}
                 if clash := sorted(metrics.keys() & (record.keys() | _RESERVED)):
                     raise ValueError(f"evaluate() returned metrics that clash with logged columns: {clash}")
@@ -474,7 +482,7 @@ class Trainer:
 
     def _load(self, path: Path) -> None:
         """Restore a checkpoint written by :meth:`_save` for the same run identity."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path)
         if state["run_id"] != self.run_id:
             changed = _differences(state["identity"], self.identity)
             raise ValueError(
@@ -493,6 +501,43 @@ class Trainer:
         self._history = state["history"]
         self._steps = state["steps"]
         self.epoch = state["epoch"]
+
+
+CHECKPOINT_KEYS = ("run_id", "identity", "epoch", "model", "optimizer", "scheduler", "scaler", "rng")
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :class:`Trainer`; ``ValueError`` naming the file if it is not one.
+
+    A truncated or empty file, a file that is not a torch checkpoint and a plain ``state_dict``
+    (no run identity) each raise ``ValueError`` with the path and what to do, never a bare
+    ``EOFError``/``KeyError``.
+    """
+    path = Path(path)
+    advice = "delete it to train this run again"
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError(f"checkpoint {path} is empty (an interrupted write?); {advice}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except ValueError:
+        raise
+    except Exception as error:  # truncated zip, EOF, unpickling errors of a foreign file
+        detail = (str(error).splitlines() or ["no detail"])[0]
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(error).__name__}: {detail}); "
+            f"it is truncated or not a checkpoint: {advice}"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint; {advice}"
+        )
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(
+            f"checkpoint {path} lacks {', '.join(missing)}: it is not a thesislib training checkpoint "
+            f"(a plain state_dict?); {advice}, or load it with torch.load"
+        )
+    return state
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 """
 
 from thesislib.budget.baselines import l2_norm_allocation, uniform_allocation
-from thesislib.budget.evaluate import budget_to_match, evaluate_with_samples, integer_allocation
+from thesislib.budget.evaluate import budget_to_match, evaluate_with_samples, integer_allocation, match_status
 from thesislib.budget.learn import fit_budgeted
 from thesislib.budget.noise import NOISE_PROCESSES, noise_std
 from thesislib.budget.noising import BudgetedModel, add_noise
@@ -31,6 +31,7 @@ __all__ = [
     "fit_budgeted",
     "integer_allocation",
     "l2_norm_allocation",
+    "match_status",
     "noise_std",
     "uniform_allocation",
 ]

@@ -69,20 +69,25 @@ def evaluate_with_samples(
     return total / seen
 
 
-def budget_to_match(budgets: Sequence[float], losses: Sequence[float], target: float) -> float:
+def budget_to_match(
+    budgets: Sequence[float], losses: Sequence[float], target: float, extrapolate: bool = True
+) -> float:
     """The budget at which a loss curve first reaches ``target``, interpolating in log-budget.
 
-    ``budgets`` ascending, ``losses`` the loss achieved at each (e.g. a uniform split's).
-    Returns ``budgets[0]`` if the curve starts below ``target`` and ``inf`` if it never
-    reaches it within the budgets tried.
+    ``budgets`` ascending, ``losses`` the loss achieved at each (e.g. a uniform split's); the
+    "extra cost" of Figs. 3.6 and 3.9 is ``budget_to_match(...) / B − 1``. If the curve already
+    starts below ``target`` (the matched split does *worse* than the smallest uniform budget), the
+    answer is extrapolated below ``budgets[0]`` along the first segment in log-budget, so the
+    extra cost is signed rather than censored at 0; with ``extrapolate=False``, or when the first
+    segment does not fall, ``budgets[0]`` is returned. Returns ``inf`` if the curve never reaches
+    ``target`` within the budgets tried (censored above: see :func:`match_status`).
     """
-    budgets = np.asarray(budgets, dtype=float)
-    losses = np.asarray(losses, dtype=float)
-    if budgets.ndim != 1 or budgets.shape != losses.shape or len(budgets) == 0:
-        raise ValueError("budgets and losses must be equal-length, non-empty sequences")
-    if bool(np.any(np.diff(budgets) <= 0)) or bool(np.any(budgets <= 0)):
-        raise ValueError(f"budgets must be positive and ascending, got {budgets.tolist()}")
+    budgets, losses = _check_curve(budgets, losses)
     if losses[0] <= target:
+        if extrapolate and len(budgets) > 1 and losses[1] < losses[0]:
+            low, high = np.log(budgets[0]), np.log(budgets[1])
+            fraction = (losses[0] - target) / (losses[0] - losses[1])  # <= 0 here
+            return float(math.exp(low + fraction * (high - low)))
         return float(budgets[0])
     for index in range(1, len(budgets)):
         if losses[index] <= target:
@@ -90,3 +95,22 @@ def budget_to_match(budgets: Sequence[float], losses: Sequence[float], target: f
             fraction = (losses[index - 1] - target) / (losses[index - 1] - losses[index])
             return float(math.exp(low + fraction * (high - low)))
     return math.inf
+
+
+def match_status(budgets: Sequence[float], losses: Sequence[float], target: float) -> str:
+    """How :func:`budget_to_match` found its answer: ``"interpolated"`` within the budgets tried,
+    ``"below"`` (extrapolated under the smallest budget) or ``"censored"`` (beyond the largest)."""
+    budgets, losses = _check_curve(budgets, losses)
+    if losses[0] <= target:
+        return "below"
+    return "interpolated" if bool(np.any(losses <= target)) else "censored"
+
+
+def _check_curve(budgets: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    budgets = np.asarray(budgets, dtype=float)
+    losses = np.asarray(losses, dtype=float)
+    if budgets.ndim != 1 or budgets.shape != losses.shape or len(budgets) == 0:
+        raise ValueError("budgets and losses must be equal-length, non-empty sequences")
+    if bool(np.any(np.diff(budgets) <= 0)) or bool(np.any(budgets <= 0)):
+        raise ValueError(f"budgets must be positive and ascending, got {budgets.tolist()}")
+    return budgets, losses

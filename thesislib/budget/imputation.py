@@ -161,3 +161,61 @@ class ImputationExperiment:
     def uniform(self, budget: float) -> SplitOutcome:
         """The uniform split of ``budget`` samples over the input buoys."""
         return self.run(BudgetSplit.uniform(self.contexts, budget))
+
+
+# -- seeds, budgets and signed extra costs (issue 14) -------------------------------------------------
+
+
+def run_target(
+    array: TAOArray, target: int, budget: float, factors: list[float], settings: ImputationSettings
+) -> dict:
+    """The learnt split of ``budget`` for buoy ``target`` and uniform splits of ``factor × budget``.
+
+    Every model of the call starts from the same initial weights (``settings.seed``) and is tested
+    on the same days under the same noise draws. Returns the learnt outcome, the uniform budgets
+    and their test errors.
+    """
+    if sorted(factors) != list(factors) or min(factors) <= 0:
+        raise ValueError(f"uniform factors must be positive and ascending, got {list(factors)}")
+    experiment = ImputationExperiment(array, target, settings)
+    learnt = experiment.learnt(budget)
+    uniform_budgets = [budget * factor for factor in factors]
+    return {
+        "learnt": learnt,
+        "uniform_budgets": uniform_budgets,
+        "uniform_errors": [experiment.uniform(b).test_error for b in uniform_budgets],
+    }
+
+
+def signed_extra_cost(
+    uniform_budgets: list[float], uniform_errors: list[float], learnt_error: float, budget: float
+) -> tuple[float, str]:
+    """The extra cost of a uniform split, matched to ``learnt_error`` on a uniform curve (Fig. 3.9).
+
+    Signed: negative when the learnt split is worse than the uniform split of the same budget
+    (the curve should then extend below ``budget``, e.g. factors 0.5 and 0.75); ``inf`` with status
+    ``"censored"`` when no uniform budget tried reaches it. Returns ``(cost, status)``.
+    """
+    from thesislib.budget.evaluate import budget_to_match, match_status
+
+    matched = budget_to_match(uniform_budgets, uniform_errors, learnt_error)
+    return matched / budget - 1, match_status(uniform_budgets, uniform_errors, learnt_error)
+
+
+def nearest_share_gain(allocation: Tensor, positions: Tensor, target: int) -> float:
+    """The learnt share of the input buoy nearest to ``target`` minus the uniform share 1/(C−1).
+
+    ``allocation`` is over the input buoys (every buoy but ``target``, in order); ``positions`` the
+    ``[C, 2]`` latitude/longitude of all buoys (Fig. 3.10: the learnt splits favour the nearest).
+    """
+    positions = torch.as_tensor(positions, dtype=torch.float64)
+    buoys = positions.shape[0]
+    if allocation.shape != (buoys - 1,):
+        raise ValueError(
+            f"allocation must cover the {buoys - 1} input buoys, got shape {tuple(allocation.shape)}"
+        )
+    inputs = [b for b in range(buoys) if b != target]
+    distance = (positions[inputs] - positions[target]).norm(dim=1)
+    nearest = int(distance.argmin())
+    shares = allocation / allocation.sum()
+    return float(shares[nearest]) - 1.0 / (buoys - 1)

@@ -45,6 +45,7 @@ def fit_budgeted(
     device: str = "auto",
     progress: bool = True,
     evaluate: Callable[[BudgetedModel], dict[str, float]] | None = None,
+    split_lr_decay: bool = False,
 ) -> pd.DataFrame:
     """Minimise the L-sample expected loss (Eq. 3.10, L = ``noise_samples``) over θ and γ with Adam.
 
@@ -54,7 +55,9 @@ def fit_budgeted(
 
     Whatever in ``model`` requires a gradient is learnt: a fixed split (``learnable=False``)
     trains the model alone; a frozen predictor learns the split alone. ``split_lr`` gives γ
-    its own learning rate (default: ``lr``). ``evaluate(model)`` runs after every epoch (e.g. a
+    its own learning rate (default: ``lr``); ``split_lr_decay`` decays it linearly to 0 over the
+    steps of training (one epoch = ``len(batches)`` steps), so the split settles instead of ending
+    on a noisy iterate, while the model's rate stays constant. ``evaluate(model)`` runs after every epoch (e.g. a
     validation error, or keeping the best weights). Returns the per-epoch history: its metrics
     and the split's allocation after each epoch in columns ``r0 … r{C-1}``.
     """
@@ -74,5 +77,12 @@ def fit_budgeted(
         metrics = evaluate(module) if evaluate is not None else {}
         return {**metrics, **{f"r{c}": float(r) for c, r in enumerate(module.split.allocation())}}
 
-    config = TrainConfig(epochs=epochs, seed=seed, device=device, progress=progress, log_every=0)
-    return Trainer(model, optimiser, batches, loss, config, evaluate=allocation).fit()
+    scheduler = None
+    if split_lr_decay and gamma:
+        total = max(1, epochs * len(batches))  # type: ignore[arg-type]
+        lambdas = [lambda step: 1.0] * (len(groups) - 1) + [lambda step: max(0.0, 1.0 - step / total)]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambdas)
+    config = TrainConfig(
+        epochs=epochs, seed=seed, device=device, progress=progress, log_every=0, schedule_per="step"
+    )
+    return Trainer(model, optimiser, batches, loss, config, scheduler=scheduler, evaluate=allocation).fit()

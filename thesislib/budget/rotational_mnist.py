@@ -27,7 +27,7 @@ from thesislib.budget.baselines import l2_norm_allocation
 from thesislib.budget.bayesopt import bayesian_optimisation
 from thesislib.budget.evaluate import evaluate_with_samples, integer_allocation
 from thesislib.budget.learn import SplitOutcome, fit_budgeted
-from thesislib.budget.noising import BudgetedModel
+from thesislib.budget.noising import BudgetedModel, add_noise
 from thesislib.budget.split import BudgetSplit
 from thesislib.budget.statistic import StatisticNetwork
 from thesislib.training import select_device
@@ -80,6 +80,35 @@ def sparsity_profile(level: float, contexts: int = CONTEXTS) -> Tensor:
         raise ValueError(f"a sparsity level is a probability in [0, 1], got {level}")
     ramp = torch.linspace(0, 2 * level, contexts)
     return ramp.clamp(max=1.0)
+
+
+def spread_sparsity(seed: int, clean: int = 3, high: float = 0.9, contexts: int = CONTEXTS) -> Tensor:
+    """``clean`` contexts never blanked and the rest blanked with probability ``high``; which
+    digits are clean is drawn from ``seed``, so informativeness is not tied to digit identity.
+
+    The review of issue 14: under :func:`sparsity_profile`'s ramp the possible extra cost of a uniform
+    split is capped at p̄/(1 − p̄), and the cleanest digits are always 0 and 1 (nearly symmetric under
+    a half turn). With 3 clean digits and 7 at p = 0.9 the bound is about 170%.
+    """
+    if not 0 <= high <= 1:
+        raise ValueError(f"the blanking probability `high` must lie in [0, 1], got {high}")
+    if int(clean) != clean or not 0 <= clean <= contexts:
+        raise ValueError(f"clean must be an integer number of contexts in 0..{contexts}, got {clean}")
+    order = torch.randperm(contexts, generator=torch.Generator().manual_seed(int(seed)))
+    profile = torch.full((contexts,), float(high))
+    profile[order[: int(clean)]] = 0.0
+    return profile
+
+
+def sparsity_condition(condition: str, level: float, seed: int) -> Tensor:
+    """The blanking profile of an experimental condition: ``"spread"`` (:func:`spread_sparsity`
+    with 3 clean digits and the others at ``level``) or ``"ramp"`` (:func:`sparsity_profile` of mean
+    ``level``)."""
+    if condition == "spread":
+        return spread_sparsity(seed, high=level)
+    if condition == "ramp":
+        return sparsity_profile(level)
+    raise ValueError(f"unknown sparsity condition {condition!r}; valid: 'spread', 'ramp'")
 
 
 # -- the data -----------------------------------------------------------------------------------------
@@ -172,9 +201,9 @@ class RotationalMNIST:
 def statistic_network(hidden: int = 800, statistics: int = 32, dropout: float = 0.5) -> StatisticNetwork:
     """h_φ: MLP 784 → hidden → hidden → ``statistics``, batch-norm + ReLU + dropout (thesis: 800, 32, 0.5).
 
-    A final batch-norm without affine parameters gives each statistic unit variance per image,
-    so the mean of r images has variance ≈ 1/r: the standard-error noise of Eq. 3.11 with
-    v_c = 1, and the network cannot outgrow the noise by scaling its statistics up.
+    A final batch-norm without affine parameters fixes the statistics' overall scale, so the
+    network cannot outgrow the noise by scaling them up. It does *not* give each digit the same
+    per-image variance: the v_c of Eq. 3.11 is estimated per context by :class:`RotationModel`.
     """
     return StatisticNetwork(
         nn.Sequential(
@@ -202,14 +231,115 @@ def angle_predictor(hidden: int = 800, statistics: int = 32) -> nn.Module:
     )
 
 
+NOISE_FORMS = ("excess", "total")
+
+
+class RotationModel(BudgetedModel):
+    """Statistic network, per-context noise of Eq. 3.11, angle classifier (Fig. 3.3).
+
+    Each training set holds I = ``train_samples`` real images per digit, and the statistic
+    x̄_c is their mean embedding. The noise emulating a test-time budget of r_c images is
+    σ²_c = v_c·(1/r_c − 1/I)₊ (``noise_form="excess"``: the mean of I images already carries
+    v_c/I, so the total is v_c/r_c for r_c ≤ I, what the test sees) or v_c/r_c (``"total"``).
+    v_c is the within-set variance of one image's embedding in context c (Eq. 3.11's per-context
+    variance), a running estimate detached from the graph, so γ gets no gradient through it.
+
+    At test time a context given no images gets its running-mean statistic (tracked in
+    training), not the zero vector, which no context ever produces in training.
+    """
+
+    def __init__(
+        self,
+        predictor: nn.Module,
+        split: BudgetSplit,
+        encoder: StatisticNetwork,
+        train_samples: int,
+        statistics: int,
+        momentum: float = 0.05,
+        noise_form: str = "excess",
+    ) -> None:
+        super().__init__(predictor, split, encoder)
+        if noise_form not in NOISE_FORMS:
+            raise ValueError(f"unknown noise_form {noise_form!r}; valid: {', '.join(NOISE_FORMS)}")
+        if int(train_samples) != train_samples or train_samples < 1:
+            raise ValueError(f"train_samples must be a positive integer, got {train_samples}")
+        if not 0 < momentum <= 1:
+            raise ValueError(f"momentum must lie in (0, 1], got {momentum}")
+        self.train_samples = int(train_samples)
+        self.momentum = float(momentum)
+        self.noise_form = noise_form
+        self.register_buffer("context_variance", torch.ones(split.contexts))
+        self.register_buffer("context_mean", torch.zeros(split.contexts, statistics))
+        self.register_buffer("tracked", torch.zeros((), dtype=torch.long))
+
+    def noise_std(self) -> Tensor:
+        """σ_c from the running v_c and the split's allocation r_c (see the class docstring)."""
+        inverse = 1.0 / self.split.allocation()
+        if self.noise_form == "excess":
+            inverse = inverse - 1.0 / self.train_samples
+        return (self.context_variance * inverse).clamp(min=1e-12).sqrt()
+
+    @torch.no_grad()
+    def _track(self, embedded: Tensor) -> None:
+        """Update the running v_c and mean statistic from embeddings ``[N, C, I, D]``."""
+        if embedded.shape[2] < 2:
+            return
+        variance = embedded.var(dim=2).mean(dim=(0, 2))  # within-set variance of one image, per context
+        mean = embedded.mean(dim=(0, 2))
+        rate = 1.0 if int(self.tracked) == 0 else self.momentum
+        self.context_variance.lerp_(variance.clamp(min=1e-6), rate)
+        self.context_mean.lerp_(mean, rate)
+        self.tracked += 1
+
+    def features(self, inputs: Tensor, counts: Tensor | None = None) -> Tensor:
+        if counts is None:
+            return self.encoder(inputs)
+        statistics = self.encoder(inputs, counts)
+        counts = torch.as_tensor(counts, device=statistics.device).expand(statistics.shape[:2])
+        empty = (counts == 0).unsqueeze(-1)
+        return torch.where(empty, self.context_mean.unsqueeze(0).to(statistics.dtype), statistics)
+
+    def forward(self, inputs: Tensor, counts: Tensor | None = None, noisy: bool = True) -> Tensor:
+        features = self.features(inputs, counts)
+        if noisy:
+            features = add_noise(features, self.noise_std(), self.context_dim)
+        return self.predictor(features)
+
+    def expected_loss(self, inputs, targets, loss_fn, samples: int = 1) -> Tensor:
+        """Eq. 3.10 with the per-context noise of :meth:`noise_std`; updates the running v_c first."""
+        if int(samples) != samples or samples < 1:
+            raise ValueError(
+                f"samples (L, the Monte-Carlo draws of ε) must be a positive integer, got {samples}"
+            )
+        n, contexts, available = inputs.shape[:3]
+        embedded = self.encoder.embed(inputs.flatten(0, 2)).view(n, contexts, available, -1)
+        if self.training:
+            self._track(embedded.detach())
+        features = embedded.mean(dim=2)
+        repeated = features.unsqueeze(0).expand(samples, *features.shape).reshape(-1, *features.shape[1:])
+        noisy = add_noise(repeated, self.noise_std(), self.context_dim)
+        targets = targets.unsqueeze(0).expand(samples, *targets.shape).reshape(-1, *targets.shape[1:])
+        return loss_fn(self.predictor(noisy), targets)
+
+
 def rotation_model(
-    split: BudgetSplit, hidden: int = 800, statistics: int = 32, dropout: float = 0.5
-) -> BudgetedModel:
+    split: BudgetSplit,
+    hidden: int = 800,
+    statistics: int = 32,
+    dropout: float = 0.5,
+    train_samples: int = 5,
+    noise_form: str = "excess",
+) -> RotationModel:
     """The full model of Fig. 3.3: statistic network, noise g_γ on the statistics, angle classifier."""
     if split.contexts != CONTEXTS:
         raise ValueError(f"rotational MNIST has {CONTEXTS} contexts (digits); the split has {split.contexts}")
-    return BudgetedModel(
-        angle_predictor(hidden, statistics), split, statistic_network(hidden, statistics, dropout)
+    return RotationModel(
+        angle_predictor(hidden, statistics),
+        split,
+        statistic_network(hidden, statistics, dropout),
+        train_samples,
+        statistics,
+        noise_form=noise_form,
     )
 
 
@@ -224,7 +354,7 @@ def mean_angular_error(
     """Mean absolute angular error (radians) with each digit's statistic from ``counts[c]`` real images.
 
     The thesis' test condition (:func:`~thesislib.budget.evaluate.evaluate_with_samples`): no noise
-    is added; a context given no images has the zero statistic.
+    is added; a context given no images gets its running-mean statistic (:class:`RotationModel`).
     """
     batches = [
         (sets[i : i + batch_size], angles[i : i + batch_size]) for i in range(0, len(sets), batch_size)
@@ -257,6 +387,8 @@ class RotationSettings:
     epochs: int = 20
     lr: float = 1e-3
     split_lr: float = 1e-3
+    split_lr_decay: bool = True
+    noise_form: str = "excess"
     noise_samples: int = 1
     seed: int = 0
     device: str = "auto"
@@ -278,10 +410,12 @@ class RotationExperiment:
         settings: RotationSettings,
         images_per_digit: int,
         evaluation_sets: int = 500,
+        validation_sets: int | None = None,
     ) -> None:
         self.settings = settings
         self.images_per_digit = int(images_per_digit)
         self.evaluation_sets = evaluation_sets
+        self.validation_sets = evaluation_sets if validation_sets is None else int(validation_sets)
         self.device = select_device(settings.device)
         self.sparsity = torch.as_tensor(sparsity, dtype=torch.float32)
         images, labels = splits["train"]
@@ -308,19 +442,27 @@ class RotationExperiment:
             )
         pool = self.pools[split_name]
         generator = pool.evaluation_generator(("val", "test").index(split_name))
+        number = self.validation_sets if split_name == "val" else self.evaluation_sets
         total = 0.0
-        for start in range(0, self.evaluation_sets, chunk):
-            size = min(chunk, self.evaluation_sets - start)
+        for start in range(0, number, chunk):
+            size = min(chunk, number - start)
             sets, angles = pool.draw(size, self.images_per_digit, generator)
             total += mean_angular_error(model, sets, angles, counts) * size
-        return total / self.evaluation_sets
+        return total / number
 
     def run(self, split: BudgetSplit, progress: bool = False) -> SplitOutcome:
         """Train a model from scratch with ``split`` (learnt if γ is a parameter), then test it with
         ``round(B)`` real images split as its allocation says."""
         settings = self.settings
         torch.manual_seed(settings.seed)
-        model = rotation_model(split, settings.hidden, settings.statistics, settings.dropout)
+        model = rotation_model(
+            split,
+            settings.hidden,
+            settings.statistics,
+            settings.dropout,
+            settings.train_samples,
+            settings.noise_form,
+        )
         start = time.perf_counter()
         fit_budgeted(
             model,
@@ -333,6 +475,7 @@ class RotationExperiment:
             seed=settings.seed,
             device=settings.device,
             progress=progress,
+            split_lr_decay=settings.split_lr_decay,
         )
         seconds = time.perf_counter() - start
         allocation = split.allocation().detach().cpu()
@@ -375,3 +518,51 @@ class RotationExperiment:
         search.trials["test_error"] = [outcome.test_error for outcome in outcomes]
         best = min(outcomes, key=lambda outcome: outcome.validation_error)
         return search, best
+
+
+# -- one seed of the paired comparison (issue 14) ------------------------------------------------------
+
+
+def compare_on_seed(
+    splits: dict[str, tuple[Tensor, Tensor]],
+    settings: RotationSettings,
+    sparsity: Tensor,
+    budget: int,
+    uniform_budgets: Sequence[int],
+    evaluation_sets: int,
+    validation_sets: int | None = None,
+    l2: bool = True,
+) -> dict:
+    """One seed of §3.3.1's comparison: learnt, uniform and L2-heuristic splits of ``budget`` and
+    uniform splits of ``uniform_budgets``, all trained from the same initial weights (``settings.seed``)
+    and tested on the same fixed sets (paired). Returns plain numbers (and the experiment/outcomes).
+
+    ``extra_cost`` is the signed extra cost of a uniform split: the uniform budget that matches the
+    learnt error on this seed's uniform curve (:func:`~thesislib.budget.evaluate.budget_to_match`,
+    extrapolated below the smallest budget), divided by ``budget``, minus one; ``inf`` if censored.
+    """
+    from thesislib.budget.evaluate import budget_to_match, match_status
+
+    if budget not in uniform_budgets:
+        raise ValueError(f"uniform_budgets {list(uniform_budgets)} must include the budget {budget}")
+    images_per_digit = max(budget, -(-max(uniform_budgets) // CONTEXTS))
+    experiment = RotationExperiment(
+        splits, sparsity, settings, images_per_digit, evaluation_sets, validation_sets
+    )
+    uniform = {b: experiment.uniform(b) for b in uniform_budgets}
+    learnt = experiment.learnt(budget)
+    l2_outcome = experiment.l2_heuristic(uniform[budget]) if l2 else None
+    curve = [uniform[b].test_error for b in uniform_budgets]
+    matched = budget_to_match(uniform_budgets, curve, learnt.test_error)
+    return {
+        "experiment": experiment,
+        "learnt": learnt,
+        "uniform": uniform[budget],
+        "l2": l2_outcome,
+        "uniform_curve": dict(zip(uniform_budgets, curve, strict=True)),
+        "matched_budget": matched,
+        "match_status": match_status(uniform_budgets, curve, learnt.test_error),
+        "extra_cost": matched / budget - 1,
+        # the uniform model scored with the learnt split's counts: separates the split from the training
+        "uniform_model_learnt_counts": experiment.error(uniform[budget].model, learnt.counts, "test"),
+    }

@@ -39,7 +39,7 @@ from thesislib.compressed.budget import (
     solve_budget,
     tuning_curves,
 )
-from thesislib.compressed.crs import crs_factor, crs_param_groups
+from thesislib.compressed.crs import crs_factor, crs_param_groups, network_compression_ratio
 from thesislib.compressed.hashed import (
     HashedNet,
     empirical_unused_fraction,
@@ -88,6 +88,7 @@ __all__ = [
     "empirical_unused_fraction",
     "idct",
     "near_equal_shape",
+    "network_compression_ratio",
     "network_counter",
     "parse_substitute",
     "riffle_permutation",

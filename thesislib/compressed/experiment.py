@@ -28,6 +28,7 @@ This module runs the same design on a network and data small enough for a CPU, o
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -53,17 +54,20 @@ from thesislib.moonshine.recipes import CifarData, ModelSpec, Recipe, TrainedMod
 __all__ = [
     "METHODS",
     "PROTOCOLS",
+    "THESIS_SUMMED_DECAY",
     "CRSRecipe",
     "Protocol",
     "SubstitutionRun",
     "ablation",
     "matched_budgets",
+    "matched_weight_decay",
     "plan_runs",
     "run_experiment",
     "solve_grid",
     "student_builder",
     "student_counter",
     "substituted_student",
+    "summed_decay",
 ]
 
 METHODS: tuple[str, ...] = ("rf", "acdc", "hashed", "tt", "tucker", "shufflenet")
@@ -77,24 +81,62 @@ METHODS: tuple[str, ...] = ("rf", "acdc", "hashed", "tt", "tucker", "shufflenet"
 class CRSRecipe(Recipe):
     """A chapter-4 :class:`~thesislib.moonshine.recipes.Recipe` with CRS weight decay (Eq. 5.18).
 
-    Every substitute layer's parameters form one optimiser group at ``weight_decay × M/N`` (its
-    compressed over its dense parameter count); all other parameters keep ``weight_decay``.
-    ``crs=False`` keeps the groups but at the base weight decay (the ablation of §5.3.5).
-    The groups' ``weight_decay`` values join the run identity through the optimiser.
+    Every substitute layer's parameters form one optimiser group at ``weight_decay × M/N``, where
+    ``M/N`` is the network-wide compression ratio as in the thesis' code (``crs_scope="network"``:
+    parameters of the compressed network over the same network with full convolutions) or each
+    layer's own (``"layer"``); all other parameters keep ``weight_decay``. ``crs=False`` keeps the
+    groups but at the base weight decay (the ablation of §5.3.5).
     """
 
     crs: bool = True
+    crs_scope: str = "network"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from thesislib.compressed.crs import CRS_SCOPES
+
+        if self.crs_scope not in CRS_SCOPES:
+            raise ValueError(f"unknown CRS scope {self.crs_scope!r}; valid scopes: {', '.join(CRS_SCOPES)}")
 
     def optimizer(self, model: nn.Module) -> torch.optim.SGD:
         """SGD over the CRS parameter groups of ``model`` (trainable parameters only)."""
         groups = []
-        for group in crs_param_groups(model, self.weight_decay, enabled=self.crs):
+        for group in crs_param_groups(model, self.weight_decay, enabled=self.crs, scope=self.crs_scope):  # type: ignore[arg-type]
             params = [p for p in group["params"] if p.requires_grad]
             if params:
                 groups.append({**group, "params": params})
         return torch.optim.SGD(
             groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov
         )
+
+
+def summed_decay(recipe: Recipe, steps_per_epoch: int) -> float:
+    """``Σ_t lr_t · wd`` over every optimiser step of ``recipe``: how far weight decay shrinks the weights.
+
+    With SGD, each step multiplies a weight by ``1 − lr_t·wd`` (before momentum), so this sum — not
+    ``wd`` alone — says how strong a decay is over a run. The thesis' WRN-28-10 protocol (200 epochs of
+    391 steps, step schedule from 0.1, wd 5e-4) sums to about 1.45 (:data:`THESIS_SUMMED_DECAY`); one
+    cosine epoch of the CPU recipe to about 0.01, so CRS there changes almost nothing unless the decay
+    is matched (:func:`matched_weight_decay`).
+    """
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}")
+    total = 0.0
+    if recipe.schedule == "cosine":
+        steps = recipe.epochs * steps_per_epoch
+        total = sum(0.5 * recipe.lr * (1 + math.cos(math.pi * k / steps)) for k in range(steps))
+    else:
+        total = sum(recipe.lr_at(epoch) * steps_per_epoch for epoch in range(1, recipe.epochs + 1))
+    return total * recipe.weight_decay
+
+
+def matched_weight_decay(recipe: Recipe, steps_per_epoch: int, target: float | None = None) -> float:
+    """The weight decay that gives ``recipe`` the summed decay ``target`` (default: the thesis', 1.45)."""
+    target = THESIS_SUMMED_DECAY if target is None else float(target)
+    if target < 0:
+        raise ValueError(f"the target summed decay must be non-negative, got {target}")
+    per_unit = summed_decay(recipe.replace(weight_decay=1.0), steps_per_epoch)
+    return target / per_unit
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -238,6 +280,9 @@ PROTOCOLS: Mapping[str, Protocol] = {
     ),
 }
 """The thesis' protocols by network name (§5.3.1)."""
+
+THESIS_SUMMED_DECAY: float = summed_decay(PROTOCOLS["wrn-28-10"].recipe(), math.ceil(50_000 / 128))
+"""``Σ lr·wd`` of the thesis' WRN-28-10 protocol (≈ 1.45): 200 epochs × 391 steps of CIFAR-10."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -398,6 +443,12 @@ class SubstitutionRun:
     parameters: int
     distillation: str = "at"
     crs: bool = True
+    weight_decay: float | None = None  # None: the recipe's; else e.g. the thesis-matched decay
+
+    @property
+    def decay(self) -> str:
+        """``"base"`` (the recipe's weight decay) or ``"matched"`` (an override, e.g. the thesis' summed decay)."""
+        return "base" if self.weight_decay is None else "matched"
 
     @property
     def block(self) -> str:
@@ -410,7 +461,8 @@ class SubstitutionRun:
     def arm(self) -> str:
         """``"AT + CRS"``, ``"AT, no CRS"``, ``"scratch + CRS"``, ...: which ablation arm this run is."""
         first = "AT" if self.distillation == "at" else self.distillation
-        return f"{first} + CRS" if self.crs else f"{first}, no CRS"
+        arm = f"{first} + CRS" if self.crs else f"{first}, no CRS"
+        return arm if self.weight_decay is None else f"{arm} (matched decay)"
 
 
 def plan_runs(
@@ -419,13 +471,16 @@ def plan_runs(
     ablation_methods: Sequence[str] | None = None,
     crs_ablation: bool = True,
     at_ablation: bool = True,
+    matched_decay: float | None = None,
 ) -> list[SubstitutionRun]:
     """The runs of the experiment, main grid first, then the ablations.
 
     Main grid: AT + CRS for every row of ``grid`` (:func:`solve_grid`), as every result of §5.3.3.
     Ablations at ``ablation_budgets`` (default: the last, smallest budget; the thesis repeated all)
     for ``ablation_methods`` (default: all): AT without CRS (§5.3.5, Fig. 5.13) and CRS without AT,
-    i.e. from scratch (§5.3.6, Fig. 5.16).
+    i.e. from scratch (§5.3.6, Fig. 5.16). With ``matched_decay`` (a weight decay, e.g. from
+    :func:`matched_weight_decay`), the CRS ablation is also run as a pair at that decay — AT with and
+    without CRS — so that its summed decay is comparable with the thesis'.
     """
     runs = [
         SubstitutionRun(r.method, float(r.tuning), r.budget, int(r.parameters), "at", True)
@@ -448,6 +503,19 @@ def plan_runs(
             runs.append(
                 SubstitutionRun(r.method, float(r.tuning), r.budget, int(r.parameters), "scratch", True)
             )
+        if crs_ablation and matched_decay is not None:
+            for crs in (True, False):
+                runs.append(
+                    SubstitutionRun(
+                        r.method,
+                        float(r.tuning),
+                        r.budget,
+                        int(r.parameters),
+                        "at",
+                        crs,
+                        float(matched_decay),
+                    )
+                )
     return runs
 
 
@@ -471,7 +539,7 @@ def run_experiment(
     Each run uses ``recipe`` as a :class:`CRSRecipe` with the run's CRS switch, AT (Eq. 4.2, ``beta``)
     from ``teacher`` or plain cross entropy, and the same ``seed`` (so arms differ only by the
     ablated setting). Columns: ``method, budget, tuning, parameters, distillation, crs, arm,
-    test_error, final_loss, seconds, run_id``. Runs are cached in ``checkpoint_dir``.
+    decay, test_error, final_loss, seconds, run_id``. Runs are cached in ``checkpoint_dir``.
     """
     base = CRSRecipe(**dataclasses.asdict(recipe)) if not isinstance(recipe, CRSRecipe) else recipe
     builder = student_builder()
@@ -484,7 +552,9 @@ def run_experiment(
         trained = train(
             ModelSpec(network, run.block),
             data,
-            base.replace(crs=run.crs),
+            base.replace(
+                crs=run.crs, weight_decay=base.weight_decay if run.weight_decay is None else run.weight_decay
+            ),
             distillation=settings,
             teacher=teacher if settings.needs_teacher else None,
             seed=seed,
@@ -501,6 +571,7 @@ def run_experiment(
             "parameters": run.parameters,
             "distillation": run.distillation,
             "crs": run.crs,
+            "decay": run.decay,
             "arm": run.arm,
             "test_error": trained.test_error,
             "final_loss": float(trained.history["loss"].iloc[-1]),
@@ -513,13 +584,18 @@ def run_experiment(
     return pd.DataFrame(rows)
 
 
-def ablation(results: pd.DataFrame, switch: str) -> pd.DataFrame:
+def ablation(results: pd.DataFrame, switch: str, decay: str = "base") -> pd.DataFrame:
     """With/without table of one ablation: ``switch`` is ``"crs"`` (Fig. 5.13) or ``"at"`` (Fig. 5.16).
 
     Pairs runs of the same method and budget that differ only in the switch; columns ``with``,
     ``without`` (test error, %) and ``benefit = without − with`` (percentage points; positive: the
-    switch lowers the error, the sign the thesis' figures are read in).
+    switch lowers the error, the sign the thesis' figures are read in). ``decay`` picks the runs at
+    the recipe's weight decay (``"base"``) or at the matched one (``"matched"``, CRS only).
     """
+    if "decay" in results:
+        results = results[results["decay"] == decay]
+    elif decay != "base":
+        raise ValueError(f"the results have no {decay!r} decay runs")
     if switch == "crs":
         arms = results[results["distillation"] == "at"]
         on, off = arms[arms["crs"]], arms[~arms["crs"]]

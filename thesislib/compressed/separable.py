@@ -47,6 +47,7 @@ class SeparableConv2d(nn.Module):
         super().__init__()
         spec = parse_substitute(substitute)
         self.spec = spec
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         kwargs = dict(substitute_kwargs or {})
         if spec.method == "shufflenet":  # the unit's own depthwise conv takes the kernel and stride
             self.depthwise = None
@@ -64,6 +65,11 @@ class SeparableConv2d(nn.Module):
                 bias=False,
             )
             self.pointwise = spec.build(in_channels, out_channels, **kwargs)
+
+    @property
+    def full_parameter_count(self) -> int:
+        """Parameters of the full ``k×k`` convolution this separable one replaces (no bias)."""
+        return self.in_channels * self.out_channels * self.kernel_size**2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.depthwise is not None:

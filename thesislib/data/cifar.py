@@ -130,7 +130,11 @@ def _read_jpeg_zip(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images.transpose(0, 3, 1, 2), labels
 
 
-def _load_cached(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}
+"""Images per split of every CIFAR variant (a decoded cache holding another count is decoded again)."""
+
+
+def _load_cached(path: Path, expected: int | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     import torch
 
     try:
@@ -140,7 +144,7 @@ def _load_cached(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
         return None
     if images.dtype != torch.uint8 or images.shape[1:] != (3, 32, 32) or labels.dtype != torch.int64:
         return None
-    if len(images) != len(labels):
+    if len(images) != len(labels) or (expected is not None and len(images) != expected):
         return None
     return images, labels
 
@@ -161,7 +165,7 @@ def load_cifar(name: str = "cifar10", split: str = "train") -> tuple[torch.Tenso
     file = get_dataset(name).files[0]
     source = locate(name)[file.path]
     cached = cache_dir() / f"{name}-{split}-{file.digest[:12]}.pt"
-    if cached.is_file() and (loaded := _load_cached(cached)) is not None:
+    if cached.is_file() and (loaded := _load_cached(cached, SPLIT_SIZES[split])) is not None:
         return loaded
     if name == "cifar10-jpeg":
         images, labels = _read_jpeg_zip(source, split)

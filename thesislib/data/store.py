@@ -8,26 +8,39 @@ Where files are looked for (first hit wins), see :func:`search_path`:
 A file lives at ``<folder>/<relative path>`` (the layout of the shared offline
 folder). Every file is checked against the registry's checksum before use; a
 corrupt copy raises :class:`ChecksumMismatchError` and is never used, not even
-by falling back to another copy further down the search path. Verified digests
-are remembered per ``(path, size, mtime_ns)`` in ``<cache>/verified-files.json``
-so that a 170 MB archive is hashed once, not on every load.
+by falling back to another copy further down the search path. A folder on the
+search path that cannot be read is skipped with a warning (it does not block the
+folders after it).
+
+Verified digests are remembered in ``<cache>/verified-files.json`` so that a 170 MB
+archive is hashed once, not on every load. An entry holds the file's size, mtime,
+**ctime, inode and device**: rewriting a file changes its ctime, which no user can
+set back (``touch -r`` restores only the mtime), so an edited file is always hashed
+again. Each entry is signed with an HMAC whose key lives outside the cache
+(``THESISLIB_KEY_FILE``, default ``~/.config/thesislib/verified-files.key``, mode
+0600): an entry forged in a shared or writable cache folder is ignored and the file
+is hashed. Without a usable key nothing is remembered (every check hashes).
 
 Environment variables:
 
 - ``THESISLIB_DATA``: folders holding offline copies, searched before ``data/``.
 - ``THESISLIB_OFFLINE=1``: never try to download.
 - ``THESISLIB_CACHE``: cache folder (default ``<project>/data/cache``).
+- ``THESISLIB_KEY_FILE``: the key that signs the verified-digest cache.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import http.client
 import json
 import os
+import secrets
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +55,7 @@ if TYPE_CHECKING:
 ENV_DATA = "THESISLIB_DATA"
 ENV_CACHE = "THESISLIB_CACHE"
 ENV_OFFLINE = "THESISLIB_OFFLINE"
+ENV_KEY_FILE = "THESISLIB_KEY_FILE"
 TIMEOUT_SECONDS = 20.0
 """Network timeout of one download (connect and each read)."""
 
@@ -121,39 +135,134 @@ def hash_file(path: Path, algorithm: str) -> str:
     return hasher.hexdigest()
 
 
-def _read_hash_cache() -> dict[str, dict]:
+def key_file() -> Path:
+    """The file holding the key that signs verified digests (``THESISLIB_KEY_FILE``)."""
+    configured = os.environ.get(ENV_KEY_FILE)
+    if configured:
+        return Path(configured).expanduser()
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config_home) / "thesislib" / "verified-files.key"
+
+
+_KEYS: dict[Path, bytes] = {}
+
+
+def _signing_key(create: bool) -> bytes | None:
+    """The signing key (created, mode 0600, on first use if ``create``); None if unusable."""
+    path = key_file()
+    if path in _KEYS:
+        return _KEYS[path]
     try:
-        entries = json.loads((cache_dir() / _HASH_CACHE).read_text(encoding="utf-8"))
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        if not create:
+            return None
+        key = secrets.token_bytes(32)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(key.hex())
+        except FileExistsError:  # another process made it first: use theirs
+            return _signing_key(create=False)
+        except OSError:
+            return None
+    if len(key) < 16:
+        return None
+    _KEYS[path] = key
+    return key
+
+
+def _identity(path: Path, stat: os.stat_result) -> dict[str, int]:
+    """What must be unchanged for a remembered digest to hold (ctime cannot be set back by a user)."""
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+        "inode": stat.st_ino,
+        "device": stat.st_dev,
+    }
+
+
+def _signature(key: bytes, path: str, identity: dict[str, int], algorithm: str, digest: str) -> str:
+    message = json.dumps([path, identity, algorithm, digest], sort_keys=True).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _is_dir(folder: Path) -> bool:
+    try:
+        return folder.is_dir()
+    except OSError:
+        return False
+
+
+_PARSED: dict[str, tuple[tuple[int, ...], dict[str, dict]]] = {}
+
+
+def _read_hash_cache(copy: bool = True) -> dict[str, dict]:
+    """The cache file's entries; parsed once per version of the file (it is replaced atomically).
+
+    ``copy=False`` returns the shared parsed entries: for reading only.
+    """
+    path = cache_dir() / _HASH_CACHE
+    try:
+        stat = path.stat()
+        version = (stat.st_ino, stat.st_dev, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        if (known := _PARSED.get(str(path))) is not None and known[0] == version:
+            return json.loads(json.dumps(known[1])) if copy else known[1]
+        entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return entries if isinstance(entries, dict) else {}
+    entries = entries if isinstance(entries, dict) else {}
+    _PARSED[str(path)] = (version, entries)
+    return json.loads(json.dumps(entries)) if copy else entries
 
 
 def _remember(path: Path, stat: os.stat_result, algorithm: str, digest: str) -> None:
-    """Record a verified digest; best effort (a read-only cache only costs a re-hash later)."""
+    """Record a verified digest, signed; best effort (a read-only cache only costs a re-hash later)."""
+    key = _signing_key(create=True)
+    if key is None:
+        return
     entries = _read_hash_cache()  # re-read: another process may have added entries meanwhile
-    key = str(path.resolve())
-    entry = entries.get(key, {})
-    if entry.get("size") != stat.st_size or entry.get("mtime_ns") != stat.st_mtime_ns:
-        entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    entry[algorithm] = digest
-    entries[key] = entry
+    name = str(path.resolve())
+    identity = _identity(path, stat)
+    entry = entries.get(name, {})
+    if not isinstance(entry, dict) or entry.get("identity") != identity:
+        entry = {"identity": identity}
+    entry.setdefault("digests", {})[algorithm] = {
+        "digest": digest,
+        "hmac": _signature(key, name, identity, algorithm, digest),
+    }
+    entries[name] = entry
     with contextlib.suppress(OSError):
         atomic_write_text(cache_dir() / _HASH_CACHE, json.dumps(entries, indent=1, sort_keys=True))
+
+
+def _remembered(path: Path, stat: os.stat_result, file: DataFile) -> bool:
+    """True if a signed entry says this very file (same identity) has ``file``'s digest."""
+    key = _signing_key(create=False)
+    if key is None:
+        return False
+    name = str(path.resolve())
+    entry = _read_hash_cache(copy=False).get(name)
+    if not isinstance(entry, dict) or entry.get("identity") != _identity(path, stat):
+        return False
+    record = (entry.get("digests") or {}).get(file.algorithm)
+    if not isinstance(record, dict) or record.get("digest") != file.digest:
+        return False
+    expected = _signature(key, name, entry["identity"], file.algorithm, file.digest)
+    return hmac.compare_digest(str(record.get("hmac", "")), expected)
 
 
 def check_file(path: Path, file: DataFile) -> None:
     """Raise :class:`ChecksumMismatchError` unless ``path`` has ``file``'s checksum.
 
-    A file whose (path, size, mtime_ns) was verified before is not hashed again.
+    A file verified before is not hashed again if its signed cache entry matches its size, mtime,
+    ctime, inode and device; any edit (even one that restores the mtime) or a forged entry means
+    the file is hashed.
     """
     stat = path.stat()
-    entry = _read_hash_cache().get(str(path.resolve()), {})
-    if (
-        entry.get("size") == stat.st_size
-        and entry.get("mtime_ns") == stat.st_mtime_ns
-        and entry.get(file.algorithm) == file.digest
-    ):
+    if _remembered(path, stat, file):
         return
     actual = hash_file(path, file.algorithm)
     if actual != file.digest:
@@ -167,14 +276,37 @@ def check_file(path: Path, file: DataFile) -> None:
     _remember(path, stat, file.algorithm, actual)
 
 
-def find_local(file: DataFile) -> Path | None:
+def _is_file(candidate: Path) -> bool:
+    """``candidate.is_file()``, but a folder that cannot be read counts as not holding the file."""
+    try:
+        return candidate.is_file()
+    except OSError as error:
+        _warn_unreadable(candidate, error)
+        return False
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_unreadable(candidate: Path, error: OSError) -> None:
+    folder = next((f for f in search_path() if f in candidate.parents), candidate.parent)
+    if str(folder) not in _WARNED:
+        _WARNED.add(str(folder))
+        warnings.warn(
+            f"data folder {folder} cannot be read ({error.strerror or error}); skipped. "
+            f"Fix its permissions or remove it from {ENV_DATA}.",
+            stacklevel=3,
+        )
+
+
+def find_local(file: DataFile, folders: list[Path] | None = None) -> Path | None:
     """The verified copy of ``file`` in the first search-path folder holding one, or None.
 
     Raises :class:`ChecksumMismatchError` if that first copy is corrupt.
     """
-    for folder in search_path():
+    for folder in search_path() if folders is None else folders:
         candidate = folder / file.path
-        if candidate.is_file():
+        if _is_file(candidate):
             check_file(candidate, file)
             return candidate
     return None
@@ -260,9 +392,10 @@ def file_statuses(dataset: Dataset, download_missing: bool, raise_corrupt: bool)
     (each would wait for the timeout).
     """
     statuses = []
+    folders = search_path()
     for file in dataset.files:
         try:
-            path = find_local(file)
+            path = find_local(file, folders)
         except ChecksumMismatchError as error:
             if raise_corrupt:
                 raise
@@ -299,7 +432,7 @@ def file_statuses(dataset: Dataset, download_missing: bool, raise_corrupt: bool)
 def _how_to_provide(dataset: Dataset, missing: list[FileStatus]) -> list[str]:
     lines = ["searched (in order):"]
     for folder, origin in _search_path_with_origin():
-        lines.append(f"  {folder}  [{origin}{'' if folder.is_dir() else '; does not exist'}]")
+        lines.append(f"  {folder}  [{origin}{'' if _is_dir(folder) else '; does not exist or unreadable'}]")
     if dataset.note:
         lines.append(dataset.note)
     example = missing[0].file.path
@@ -398,7 +531,7 @@ def _where(dataset: Dataset) -> str:
     found: dict[str, None] = {}
     missing = 0
     for file in dataset.files:
-        folder = next((f for f in search_path() if (f / file.path).is_file()), None)
+        folder = next((f for f in search_path() if _is_file(f / file.path)), None)
         if folder is None:
             missing += 1
         else:

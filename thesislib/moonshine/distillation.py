@@ -4,9 +4,15 @@ Both take the student's logits ``s`` (and, for attention transfer, the outputs o
 together with the teacher's, and return ``(loss, parts)``: the scalar to minimise and its named terms,
 so that :class:`thesislib.training.Trainer` logs each term per step (Figs. 4.5 and 4.6 plot them).
 
-Knowledge distillation (Eq. 4.1), exactly as written in the thesis, averaged over the batch::
+Knowledge distillation (Eq. 4.1), as written in the thesis, averaged over the batch::
 
     L_KD = (1 − α) L_CE(y, σ(s)) + 2αT² L_CE(σ(t/T), σ(s/T)),     α = 0.9, T = 4
+
+Which weight does the soft term carry? The code behind Table 4.3 computed it with ``F.kl_div`` and its
+default element-wise mean, i.e. averaged over the batch *and the K classes*: ``2αT²/K · KL`` (2.88 for
+CIFAR-10), a tenth of the printed equation's weight (28.8). Both are offered (``kd_form``):
+``"kl_div_mean"`` (default, the code behind the thesis' numbers) and ``"equation"`` (Eq. 4.1 as printed,
+summed over classes).
 
 Attention transfer (Eq. 4.2) with Zagoruyko and Komodakis' map ``f(A) = (1/C) Σ_j a_j²`` (channel mean of
 the squared activations, flattened over the spatial positions, divided by its L2 norm)::
@@ -40,6 +46,7 @@ __all__ = [
     "AT_FORMS",
     "BETA_CIFAR",
     "BETA_IMAGENET",
+    "KD_FORMS",
     "METHODS",
     "TEMPERATURE",
     "DistillationLoss",
@@ -62,9 +69,11 @@ BETA_IMAGENET = 750.0
 """β of Eq. 4.2 for the four ResNet groups on ImageNet (§4.5.1): the same total weight, 1000·3/4."""
 
 AT_FORMS = ("mean_squared", "norm")
+KD_FORMS = ("kl_div_mean", "equation")
 METHODS = ("scratch", "kd", "at")
 
 AtForm = Literal["mean_squared", "norm"]
+KdForm = Literal["kl_div_mean", "equation"]
 Method = Literal["scratch", "kd", "at"]
 
 
@@ -89,19 +98,24 @@ def knowledge_distillation_loss(
     labels: torch.Tensor,
     alpha: float = ALPHA,
     temperature: float = TEMPERATURE,
+    form: KdForm = "kl_div_mean",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Eq. 4.1: ``(1 − α) L_CE(y, σ(s)) + 2αT² L_CE(σ(t/T), σ(s/T))``, averaged over the batch.
+    """Eq. 4.1: ``(1 − α) L_CE(y, σ(s)) + w · KL(σ(t/T) ‖ σ(s/T))``, averaged over the batch.
 
-    Returns the loss and its two weighted terms ``{"ce": (1 − α) L_CE(y, σ(s)), "kd": 2αT² L_CE(...)}``.
-    The second term is a cross entropy, as written; it differs from the KL divergence used by the
-    thesis' code by the teacher's entropy, a constant, so the gradients are the same. (That code's
-    ``F.kl_div`` also averaged over classes as well as examples, dividing the term by the number of
-    classes; we follow the equation.) The teacher's logits are detached.
+    ``form="kl_div_mean"`` (default): ``w = 2αT²/K`` for ``K`` classes — the thesis' code (its
+    ``F.kl_div`` averaged over classes as well as examples), which produced Table 4.3.
+    ``form="equation"``: ``w = 2αT²``, the printed Eq. 4.1 (ten times the weight for CIFAR-10).
+    The printed equation uses the cross entropy ``L_CE(σ(t/T), σ(s/T))``; the KL divergence differs from
+    it by the teacher's entropy, a constant, so the gradients are the same (we log the KL, 0 for a
+    student equal to its teacher). Returns the loss and its two weighted terms ``{"ce", "kd"}``. The
+    teacher's logits are detached.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    if form not in KD_FORMS:
+        raise ValueError(f"unknown knowledge-distillation form {form!r}; valid forms: {', '.join(KD_FORMS)}")
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
             f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
@@ -109,7 +123,13 @@ def knowledge_distillation_loss(
         )
     s, t = student_logits.float(), teacher_logits.detach().float()
     ce = (1.0 - alpha) * F.cross_entropy(s, labels)
-    kd = 2.0 * alpha * temperature**2 * soft_cross_entropy(F.softmax(t / temperature, dim=1), s / temperature)
+    log_p = F.log_softmax(s / temperature, dim=1)
+    log_q = F.log_softmax(t / temperature, dim=1)
+    kl = (log_q.exp() * (log_q - log_p)).sum(dim=1).mean()  # summed over classes, mean over the batch
+    weight = 2.0 * alpha * temperature**2
+    if form == "kl_div_mean":
+        weight /= s.shape[1]
+    kd = weight * kl
     return ce + kd, {"ce": ce, "kd": kd}
 
 
@@ -180,13 +200,18 @@ def attention_transfer_loss(
 
 @dataclasses.dataclass(frozen=True)
 class DistillationSettings:
-    """How a student learns (§4.4): ``"scratch"`` (cross entropy), ``"kd"`` (Eq. 4.1) or ``"at"`` (Eq. 4.2)."""
+    """How a student learns (§4.4): ``"scratch"`` (cross entropy), ``"kd"`` (Eq. 4.1) or ``"at"`` (Eq. 4.2).
+
+    ``kd_form`` weights the KD term as the thesis' code did (``"kl_div_mean"``, default) or as Eq. 4.1 is
+    printed (``"equation"``); see :func:`knowledge_distillation_loss`.
+    """
 
     method: Method = "scratch"
     alpha: float = ALPHA
     temperature: float = TEMPERATURE
     beta: float = BETA_CIFAR
     at_form: AtForm = "mean_squared"
+    kd_form: KdForm = "kl_div_mean"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -196,6 +221,10 @@ class DistillationSettings:
         if self.at_form not in AT_FORMS:
             raise ValueError(
                 f"unknown attention-transfer form {self.at_form!r}; valid: {', '.join(AT_FORMS)}"
+            )
+        if self.kd_form not in KD_FORMS:
+            raise ValueError(
+                f"unknown knowledge-distillation form {self.kd_form!r}; valid: {', '.join(KD_FORMS)}"
             )
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
@@ -247,7 +276,7 @@ class DistillationLoss:
         elif settings.method == "kd":
             t_logits, _ = self._teacher(x)
             loss, parts = knowledge_distillation_loss(
-                logits, t_logits, y, settings.alpha, settings.temperature
+                logits, t_logits, y, settings.alpha, settings.temperature, settings.kd_form
             )
         else:
             _, t_groups = self._teacher(x)

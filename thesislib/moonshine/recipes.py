@@ -63,6 +63,8 @@ __all__ = [
     "ModelSpec",
     "Recipe",
     "TrainedModel",
+    "check_shared_teacher",
+    "downsample",
     "evaluate_error",
     "train",
 ]
@@ -236,14 +238,32 @@ def _stratified(labels: torch.Tensor, size: int | None, seed: int) -> torch.Tens
     return torch.from_numpy(np.sort(np.concatenate(chosen)))
 
 
+def downsample(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """uint8 N×C×H×W images average-pooled to ``resolution``×``resolution`` (H a multiple of it), rounded."""
+    size = images.shape[-1]
+    if resolution < 1 or size % resolution or images.shape[-2] != size:
+        raise ValueError(
+            f"resolution must divide the square images' side {size} (e.g. 32, 16, 8), got {resolution}"
+        )
+    if resolution == size:
+        return images
+    pooled = F.avg_pool2d(images.float(), size // resolution)
+    return pooled.round().clamp(0, 255).to(torch.uint8)
+
+
 @dataclasses.dataclass(frozen=True)
 class CifarSubset:
-    """A seeded, class-stratified subset of a CIFAR data set (``None``: the whole split)."""
+    """A seeded, class-stratified subset of a CIFAR data set (``None``: the whole split).
+
+    ``resolution`` < 32 average-pools every image (2×2 for 16×16): the cheapest protocol of the
+    chapter-4 review trains on all 50,000 images at 16×16, about 3× faster per image than at 32×32.
+    """
 
     name: str = "cifar10-jpeg"
     train_size: int | None = None
     test_size: int | None = None
     seed: int = 0
+    resolution: int = 32
 
     def load(self) -> CifarData:
         """Load with :func:`thesislib.data.load_cifar` (offline ``cifar10-jpeg``, or ``cifar10``/``cifar100``)."""
@@ -253,8 +273,11 @@ class CifarSubset:
         for split, size in (("train", self.train_size), ("test", self.test_size)):
             images, labels = load_cifar(self.name, split)
             index = _stratified(labels, size, self.seed)
-            tensors += [images[index], labels[index]]
-        return CifarData(*tensors, name=self.name, identity=dataclasses.asdict(self))
+            tensors += [downsample(images[index], self.resolution), labels[index]]
+        identity = dataclasses.asdict(self)
+        if self.resolution == 32:  # runs from before the field existed keep their cache keys
+            del identity["resolution"]
+        return CifarData(*tensors, name=self.name, identity=identity)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -382,6 +405,7 @@ def train(
         mean=mean,
         std=std,
         cutout=recipe.cutout,
+        padding=max(1, data.train_images.shape[-1] // 8),  # the thesis' 4 px at 32×32, 2 px at 16×16
         seed=seed,
         device=run_device,
         channels_last=channels_last,
@@ -432,3 +456,39 @@ def train(
         run_id=trainer.run_id,
         checkpoint=path,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One teacher for chapters 4 and 5
+
+TEACHER_RECORD = "teacher.json"
+
+
+def check_shared_teacher(
+    folder: str | Path, run: TrainedModel, owner: str, record: bool = False
+) -> dict[str, Any]:
+    """Assert that ``run`` is the teacher recorded in ``folder`` (``record=True``, or none recorded: record it).
+
+    Notebook 05 trains chapter 4's teacher and records its run id in ``folder/teacher.json``; notebook
+    06 reuses it through the same checkpoints. Its run id depends on every setting (data, recipe,
+    seed, architecture), so a changed ``batch_size`` or ``cutout`` in one notebook would silently train
+    another teacher: this raises ``ValueError`` instead. Returns the record.
+    """
+    import json
+
+    from thesislib.atomic import atomic_write_text
+
+    path = Path(folder) / TEACHER_RECORD
+    mine = {"run_id": run.run_id, "model": run.spec.label, "recorded_by": owner}
+    if path.exists() and not record:
+        recorded = json.loads(path.read_text())
+        if recorded.get("run_id") != run.run_id:
+            raise ValueError(
+                f"{owner}'s teacher ({run.spec.label}, run {run.run_id}) is not the teacher recorded in {path} "
+                f"by {recorded.get('recorded_by')} (run {recorded.get('run_id')}): their teacher settings "
+                "(data, resolution, recipe, seed) differ; make them equal"
+            )
+        return recorded
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(mine, indent=1))
+    return mine

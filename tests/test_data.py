@@ -773,3 +773,71 @@ def test_decoded_cifar_cache_with_the_wrong_image_count_is_decoded_again(
     images, labels = load_cifar("cifar10-jpeg", "test")
     assert len(images) == len(labels) == 10_000
     assert len(torch.load(cached, weights_only=True)["images"]) == 10_000  # the cache was rewritten
+
+
+# --- fallbacks for launch buttons (Binder, Colab: no offline copy) ---------------------------------
+
+
+def _fake_cifar10(folder: Path) -> tuple[Path, list[int]]:
+    """A tiny CIFAR-10 archive laid out like the original (3 training images per batch, 4 test)."""
+    rng = np.random.default_rng(1)
+
+    def batch(n: int) -> dict[bytes, object]:
+        return {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(range(n))}
+
+    train = [batch(3) for _ in range(5)]
+    members: dict[str, object] = {f"cifar-10-batches-py/data_batch_{i}": b for i, b in enumerate(train, 1)}
+    members["cifar-10-batches-py/test_batch"] = batch(4)
+    members["cifar-10-batches-py/batches.meta"] = {b"label_names": [c.encode() for c in CIFAR10_CLASSES]}
+    archive = folder / "cifar-10-python.tar.gz"
+    _tar_gz(archive, members)
+    return archive, [label for b in train for label in b[b"labels"]]
+
+
+def test_choose_source_keeps_a_data_set_that_is_here(real_data) -> None:
+    choice = store.choose_source("cifar10-jpeg")
+    assert choice.name == "cifar10-jpeg" and not choice.fell_back
+    assert str(real_data) in choice.reason
+
+
+def test_choose_source_offline_without_copies_raises_naming_the_data_set(isolated, monkeypatch) -> None:
+    monkeypatch.setenv("THESISLIB_OFFLINE", "1")
+    with pytest.raises(DataUnavailableError, match="cifar10-jpeg"):
+        store.choose_source("cifar10-jpeg")
+    with pytest.raises(ValueError, match="valid names"):
+        store.choose_source("cifar11")
+
+
+def test_choose_source_offline_uses_a_local_copy_of_the_fallback(isolated, monkeypatch) -> None:
+    archive, _ = _fake_cifar10(isolated.tmp / "copies" / "cifar10")
+    file = DATASETS["cifar10"].files[0]
+    local = dataclasses.replace(file, digest=hashlib.md5(archive.read_bytes()).hexdigest())
+    monkeypatch.setitem(DATASETS, "cifar10", dataclasses.replace(DATASETS["cifar10"], files=(local,)))
+    monkeypatch.setenv("THESISLIB_DATA", str(isolated.tmp / "copies"))
+    monkeypatch.setenv("THESISLIB_OFFLINE", "1")
+    choice = store.choose_source("cifar10-jpeg")
+    assert choice.fell_back and choice.name == "cifar10" and "not available on this machine" in choice.reason
+
+
+def test_choose_source_online_falls_back_to_the_downloadable_original(
+    isolated, http_server, monkeypatch
+) -> None:
+    """Online (a local server stands in for the CIFAR site) and no offline copy: the notebook
+    reads ``cifar10``, downloaded on first load, and says so."""
+    archive, labels = _fake_cifar10(http_server.root)
+    file = DATASETS["cifar10"].files[0]
+    served = dataclasses.replace(
+        file,
+        digest=hashlib.md5(archive.read_bytes()).hexdigest(),
+        urls=(f"{http_server.url}/{archive.name}",),
+    )
+    monkeypatch.setitem(DATASETS, "cifar10", dataclasses.replace(DATASETS["cifar10"], files=(served,)))
+    choice = store.choose_source("cifar10-jpeg")
+    assert choice.fell_back and choice.name == "cifar10"
+    assert "127.0.0.1" in choice.reason and "no public download" in choice.reason
+    assert http_server.requests == []  # choosing downloads nothing
+    images, loaded = load_cifar(choice.name, "train")
+    assert http_server.requests == [f"/{archive.name}"]
+    assert images.shape == (15, 3, 32, 32) and loaded.tolist() == labels
+    assert store.choose_source("cifar10-jpeg").reason.startswith("data set 'cifar10-jpeg' is not available")
+    assert store.choose_source("cifar10").name == "cifar10"  # a data set that is here is kept

@@ -56,6 +56,7 @@ REQUIRED_RECORDS = {
         "latency_vs_madds_spearman",
     },
     "07_claims_ledger": {"ledger", "verdict_counts"},
+    "08_results_explorer": {"explorer_records", "explorer_profiles"},
 }
 
 

@@ -46,3 +46,11 @@ def with_slider(figure: hv.core.Dimensioned, widget_location: str = "top") -> pn
     The sliders then work in the static HTML book, with no Python kernel behind it.
     """
     return pn.panel(figure, widget_location=widget_location).embed(max_states=500)
+
+
+def static(model: object) -> pn.viewable.Viewable:
+    """A bokeh ``model`` (a layout with JavaScript callbacks) embedded for the static HTML book.
+
+    Its widgets work through their ``CustomJS`` callbacks, with no Python kernel behind the page.
+    """
+    return pn.pane.Bokeh(model).embed(max_states=1)

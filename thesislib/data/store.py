@@ -488,6 +488,65 @@ def fetch(name: str) -> dict[str, Path]:
     return _paths(name, download_missing=True)
 
 
+@dataclass(frozen=True)
+class SourceChoice:
+    """The data set a notebook reads (:func:`choose_source`), and why, in one sentence for the page."""
+
+    requested: str
+    name: str
+    reason: str
+
+    @property
+    def fell_back(self) -> bool:
+        """True if ``name`` stands in for the ``requested`` data set."""
+        return self.name != self.requested
+
+
+def _obtainable(dataset: Dataset) -> tuple[bool, str]:
+    """(True, how) if every file of ``dataset`` is here (verified) or can be downloaded now."""
+    statuses = file_statuses(dataset, download_missing=False, raise_corrupt=True)
+    missing = [status for status in statuses if status.path is None]
+    if not missing:
+        folders = {str(s.path.parents[len(Path(s.file.path).parts) - 1]) for s in statuses if s.path}
+        return True, f"found in {', '.join(sorted(folders))}"
+    if not all(status.file.urls for status in missing):
+        return False, "not found locally, and it has no public download"
+    if not downloads_enabled():
+        return (
+            False,
+            f"not found locally, and downloads are off ({ENV_OFFLINE}={os.environ.get(ENV_OFFLINE)})",
+        )
+    return True, f"{len(missing)} file(s) to download from {missing[0].file.urls[0].split('/')[2]}"
+
+
+def choose_source(name: str) -> SourceChoice:
+    """The data set to read for ``name``: itself when it is here or downloadable, else its fallback.
+
+    ``cifar10-jpeg`` (an offline copy with no public download) falls back to ``cifar10``, the
+    original that torchvision also downloads, so a notebook opened on Binder or Colab still runs.
+    Nothing is downloaded here (the loader does that); corrupt local copies raise
+    :class:`ChecksumMismatchError`. Raises :class:`DataUnavailableError` when neither the data set
+    nor its fallback can be had, and ``ValueError`` for an unknown name.
+    """
+    dataset = get_dataset(name)
+    ok, how = _obtainable(dataset)
+    if ok:
+        return SourceChoice(name, name, f"data set {name!r}: {how}")
+    if dataset.fallback:
+        fallback = get_dataset(dataset.fallback)
+        fallback_ok, fallback_how = _obtainable(fallback)
+        if fallback_ok:
+            return SourceChoice(
+                name,
+                fallback.name,
+                f"data set {name!r} is not available on this machine ({how}), so this page reads "
+                f"{fallback.name!r} instead ({fallback_how}): {fallback.description}. "
+                "Its numbers are not those of the offline copy.",
+            )
+    statuses = file_statuses(dataset, download_missing=False, raise_corrupt=True)
+    raise _unavailable(dataset, [status for status in statuses if status.path is None])
+
+
 def status_table() -> pd.DataFrame:
     """One row per data set: files, checksum status (``ok``, ``missing k/n``, ``corrupt k/n``), where found.
 

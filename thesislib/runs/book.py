@@ -8,6 +8,10 @@ see :mod:`thesislib.runs.runner`) or takes them already executed from a folder
 with the executed notebooks in ``book/_build/source/`` (copying only what
 changed, so Sphinx rebuilds only what changed) and runs ``jupyter-book build``.
 The HTML lands in ``book/_build/html``.
+
+While assembling, papermill's injected-parameters cell of each notebook is collapsed like the
+``parameters`` cell (tag ``hide-input``, see :data:`CELL_TAGS`), and the table of each
+notebook's execution time per profile (:func:`lab_times`) is written for the teaching page.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
+import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
@@ -29,6 +35,23 @@ BOOK_DIR = PROJECT_ROOT / "book"
 BUILD_DIR = BOOK_DIR / "_build"
 SOURCE_DIR = BUILD_DIR / "source"
 TOC_FILE = PROJECT_ROOT / "_toc.yml"
+LAB_TIMES_FILE = "book/_generated/lab_times.md"
+"""Where the assembled sources hold the lab-times table that ``book/teaching.md`` includes."""
+
+CELL_TAGS = {
+    "parameters": "hide-input",
+    "injected-parameters": "hide-input",
+    "install": "remove-cell",
+    "imports": "hide-input",
+    "glue": "remove-cell",
+}
+"""The book's cell convention: a plumbing cell's role tag -> how the page shows it.
+
+The parameters of the run and the imports are collapsed (a reader can open them), the install
+cell and the cells that only record values (glue) are not shown; every other code cell is the
+story and is shown. ``tests/test_book.py`` checks every notebook against it; papermill's
+injected-parameters cell is tagged when the book is assembled (:func:`prepare_for_book`).
+"""
 
 
 def toc_files(toc_file: str | Path = TOC_FILE) -> list[str]:
@@ -75,6 +98,55 @@ def _sync_file(source: Path, target: Path) -> None:
     shutil.copy2(source, target)
 
 
+def prepare_for_book(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Apply :data:`CELL_TAGS` to an executed notebook (in place; returned for chaining)."""
+    for cell in notebook.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        for role, display in CELL_TAGS.items():
+            if role in tags and display not in tags:
+                cell.metadata["tags"] = [*tags, display]
+                tags = cell.metadata["tags"]
+    return notebook
+
+
+def _write_if_changed(text: str, target: Path) -> None:
+    if target.is_file() and target.read_text(encoding="utf-8") == text:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+
+
+def lab_times(runs_dir: str | Path = RUNS_DIR) -> pd.DataFrame:
+    """Seconds each book notebook took to execute, per profile folder of ``runs_dir`` (NaN: not run).
+
+    Read from the executed notebooks' metadata (``metadata.thesislib.seconds``, written by the
+    runner): the timings of the runs on the machine that built the book, under its load.
+    """
+    runs_dir = Path(runs_dir)
+    table = pd.DataFrame(index=[nb.stem for nb in book_notebooks()], dtype=float)
+    table.index.name = "notebook"
+    for profile in ("smoke", "cpu", "paper"):
+        seconds = []
+        for notebook in book_notebooks():
+            executed = runs_dir / profile / notebook.name
+            try:
+                seconds.append(float(nbformat.read(executed, as_version=4).metadata["thesislib"]["seconds"]))
+            except (OSError, KeyError, ValueError, TypeError):
+                seconds.append(float("nan"))
+        table[profile] = seconds
+    return table
+
+
+def lab_times_markdown(runs_dir: str | Path = RUNS_DIR) -> str:
+    """:func:`lab_times` as a Markdown table in minutes (``not run here`` where missing)."""
+    table = lab_times(runs_dir)
+    lines = ["| notebook | smoke | cpu | paper |", "| --- | ---: | ---: | ---: |"]
+    for name, row in table.iterrows():
+        cells = [f"{row[p] / 60:.1f} min" if pd.notna(row[p]) else "not run here" for p in table.columns]
+        lines.append(f"| {{doc}}`{name} <../notebooks/{name}>` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def assemble_sources(executed_dir: str | Path) -> Path:
     """Put the book's sources and the executed notebooks from ``executed_dir`` into ``book/_build/source``."""
     executed_dir = Path(executed_dir)
@@ -96,7 +168,11 @@ def assemble_sources(executed_dir: str | Path) -> Path:
     for notebook in book_notebooks():
         target = SOURCE_DIR / "notebooks" / notebook.name
         wanted.add(target)
-        _sync_file(executed_dir / notebook.name, target)
+        executed = prepare_for_book(nbformat.read(executed_dir / notebook.name, as_version=4))
+        _write_if_changed(nbformat.writes(executed) + "\n", target)
+    generated = SOURCE_DIR / LAB_TIMES_FILE
+    wanted.add(generated)
+    _write_if_changed(lab_times_markdown(), generated)
     for path in SOURCE_DIR.rglob("*"):
         if path.is_file() and path not in wanted and "_build" not in path.relative_to(SOURCE_DIR).parts:
             path.unlink()

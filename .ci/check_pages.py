@@ -1,17 +1,29 @@
-"""Open every page of the built book in headless Chromium and fail on broken figures.
+"""Open every page of the built book in headless Chromium and fail on what a reader would meet.
 
-A page fails when its JavaScript throws (an uncaught error stops every figure after it)
-or when it embeds bokeh figures that never finished rendering. Usage:
-``python .ci/check_pages.py book/_build/html [chromium]``.
+A page fails when
+- its JavaScript throws (an uncaught error stops every figure after it), or it embeds bokeh
+  figures that never finished rendering;
+- an exercise's solution does not toggle: collapsed when the page opens, shown after a click on
+  its button (sphinx-exercise with sphinx-togglebutton);
+- a code cell is wider than the column (its ``pre`` scrolls sideways; collapsed cells are opened
+  first), or a ``{glue:...}`` reference was left unfilled;
+- an internal link points to a missing file or a missing anchor (checked without a browser).
+
+The in-browser checks run a probe script injected into a temporary copy of each page (beside it,
+so relative links resolve); Chromium's ``--dump-dom`` returns the DOM with the probe's findings.
+Usage: ``python .ci/check_pages.py book/_build/html [chromium]``.
 """
 
 from __future__ import annotations
 
+import html as html_lib
+import json
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 # jupyter-book's thebe launcher declares this constant twice on every page; it breaks nothing.
 KNOWN_HARMLESS = ("Identifier 'THEBE_JS_URL' has already been declared",)
@@ -26,30 +38,133 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--enable-logging=stderr",
     "--v=0",
-    "--virtual-time-budget=10000",
+    "--window-size=1280,900",
+    "--virtual-time-budget=15000",
     "--dump-dom",
 ]
+RESULT_ID = "ci-page-check"
+PROBE = """
+<script>
+(function () {
+  function visible(el) { return !!(el && el.getClientRects().length && el.offsetHeight > 0); }
+  function solutionBody(sol) {
+    return Array.from(sol.children).filter(function (c) {
+      return !c.classList.contains("admonition-title") && !c.classList.contains("toggle-button")
+        && c.tagName !== "BUTTON" && !c.classList.contains("toggle-hidden-placeholder");
+    });
+  }
+  function probe() {
+    var report = {solutions: 0, toggle_failures: [], wide_code: [], unfilled_glue: []};
+    document.querySelectorAll("div.solution").forEach(function (sol, i) {
+      report.solutions += 1;
+      var name = (sol.id || ("solution " + (i + 1)));
+      var body = solutionBody(sol);
+      var before = body.some(visible);
+      var button = sol.querySelector("button.toggle-button") || sol.querySelector(".admonition-title");
+      if (!button) { report.toggle_failures.push(name + ": no toggle button"); return; }
+      button.click();
+      var after = solutionBody(sol).some(visible);
+      if (before) report.toggle_failures.push(name + ": shown before any click");
+      if (!after) report.toggle_failures.push(name + ": still hidden after a click");
+    });
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+    document.querySelectorAll("div.cell_input pre, div.highlight pre").forEach(function (pre) {
+      if (visible(pre) && pre.scrollWidth > pre.clientWidth + 2) {
+        report.wide_code.push((pre.textContent || "").trim().split("\\n")[0].slice(0, 60)
+          + " (" + pre.scrollWidth + " > " + pre.clientWidth + " px)");
+      }
+    });
+    var prose = document.body.cloneNode(true);  // code may show glue syntax literally
+    prose.querySelectorAll("code, pre, script, style").forEach(function (c) { c.remove(); });
+    var text = prose.textContent || "";
+    var glue = text.match(/\\{glue(:[a-z]+)?\\}`[^`]*`/g) || [];
+    report.unfilled_glue = glue.slice(0, 5);
+    var out = document.createElement("pre");
+    out.id = "%s";
+    out.textContent = JSON.stringify(report);
+    document.body.appendChild(out);
+  }
+  window.addEventListener("load", function () { setTimeout(probe, 4000); });
+})();
+</script>
+""".replace("%s", RESULT_ID)
 
 
 def check(page: Path, chromium: str) -> list[str]:
-    with tempfile.TemporaryDirectory() as profile:
-        completed = subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page.resolve().as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    """Problems a reader would meet on ``page`` (empty if none), found in headless Chromium."""
+    source = page.read_text(encoding="utf-8")
+    at = source.rfind("</body>")  # the last one: bokeh's inlined JavaScript holds the string too
+    probed = source[:at] + PROBE + source[at:] if at >= 0 else source + PROBE
+    copy = page.with_name(f".ci-check-{page.name}")
+    copy.write_text(probed, encoding="utf-8")
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            completed = subprocess.run(
+                [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", copy.resolve().as_uri()],
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+    finally:
+        copy.unlink(missing_ok=True)
     console = [line for line in completed.stderr.splitlines() if ":CONSOLE" in line]
     problems = [
         line.split('"')[1] if '"' in line else line
         for line in console
         if "Uncaught" in line and not any(known in line for known in KNOWN_HARMLESS)
     ]
-    figures = page.read_text(encoding="utf-8").count("embed_items_notebook")
+    figures = source.count("embed_items_notebook")
     rendered = sum(bool(re.search(r"\[bokeh [\d.]+\] document idle", line)) for line in console)
     if figures and not rendered:
         problems.append(f"{figures} bokeh figure block(s) but none finished rendering")
+    match = re.search(rf'<pre id="{RESULT_ID}">(.*?)</pre>', completed.stdout, flags=re.S)
+    if match is None:
+        problems.append("the page probe did not report (the page never finished loading)")
+        return problems
+    report = json.loads(html_lib.unescape(match.group(1)))
+    problems += [f"solution toggle: {failure}" for failure in report["toggle_failures"]]
+    problems += [f"code wider than the column: {line}" for line in report["wide_code"]]
+    problems += [f"unfilled glue: {text}" for text in report["unfilled_glue"]]
+    return problems
+
+
+_HREF = re.compile(r"""<a\s[^>]*?href="([^"]+)\"""")
+_ID = re.compile(r"""\sid="([^"]+)\"""")
+_SCRIPT = re.compile(r"<script\b.*?</script>", flags=re.S | re.I)
+
+
+def _markup(page: Path) -> str:
+    """The page without its scripts (inlined JavaScript holds strings that look like links)."""
+    return _SCRIPT.sub("", page.read_text(encoding="utf-8", errors="replace"))
+
+
+def internal_link_problems(html_dir: Path, pages: list[Path]) -> dict[Path, list[str]]:
+    """Per page, the internal links whose file or anchor does not exist in the built book."""
+    ids: dict[Path, set[str]] = {}
+
+    def anchors(target: Path) -> set[str]:
+        if target not in ids:
+            ids[target] = set(_ID.findall(_markup(target)))
+        return ids[target]
+
+    problems: dict[Path, list[str]] = {}
+    for page in pages:
+        for href in sorted(set(_HREF.findall(_markup(page)))):
+            href = html_lib.unescape(href)
+            parts = urlsplit(href)
+            if parts.scheme or parts.netloc or href.startswith(("mailto:", "javascript:", "data:")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page.resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            where = f"{href}"
+            if not target.is_file():
+                problems.setdefault(page, []).append(f"broken link {where}: no file {target}")
+            elif (
+                parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in anchors(target)
+            ):
+                problems.setdefault(page, []).append(f"broken link {where}: no anchor #{parts.fragment}")
     return problems
 
 
@@ -60,16 +175,22 @@ def main() -> int:
     pages = [
         page
         for page in pages
-        if "_static" not in page.parts and page.name not in ("genindex.html", "search.html")
+        if "_static" not in page.parts
+        and not page.name.startswith(".ci-check-")
+        and page.name not in ("genindex.html", "search.html", "py-modindex.html")
     ]
+    pages = [page for page in pages if 'http-equiv="Refresh"' not in page.read_text(encoding="utf-8")[:2000]]
+    links = internal_link_problems(html, pages)
     failures = 0
+    solutions = 0
     for page in pages:
-        problems = check(page, chromium)
+        problems = links.get(page, []) + check(page, chromium)
         print(f"{'FAIL' if problems else 'ok  '} {page.relative_to(html)}")
         for problem in problems:
             print(f"       {problem}")
         failures += bool(problems)
-    print(f"{len(pages) - failures} of {len(pages)} pages render without errors")
+        solutions += page.read_text(encoding="utf-8").count('class="solution')
+    print(f"{len(pages) - failures} of {len(pages)} pages pass ({solutions} exercise solutions toggled)")
     return 1 if failures else 0
 
 

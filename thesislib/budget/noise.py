@@ -17,6 +17,7 @@ NOISE_PROCESSES: dict[str, Callable[[Tensor], Tensor]] = {
     "sampling_rate": torch.reciprocal,  # Eq. 3.5
     "quantisation": lambda resources: torch.exp2(-resources),  # Eq. 3.6
 }
+"""Noise processes by name: resources r_c -> noise standard deviation σ_c (Eqs. 3.4-3.6)."""
 
 
 def check_process(process: str) -> str:

@@ -52,7 +52,7 @@ def class_to_angle(label: Tensor, classes: int = ANGLE_CLASSES) -> Tensor:
 
 
 def angular_error(predicted: Tensor, true: Tensor) -> Tensor:
-    """|predicted − true| on the circle, in radians, in [0, π]."""
+    """The distance between ``predicted`` and ``true`` on the circle, in radians, in [0, π]."""
     difference = predicted - true
     return torch.atan2(torch.sin(difference), torch.cos(difference)).abs()
 

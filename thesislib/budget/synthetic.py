@@ -3,7 +3,7 @@
 - :class:`LinearProblem`: a fixed linear predictor y = w·x on independent features
   with variances v_c under the standard-error noise of Eq. 3.11. The expected loss
   Σ_c w_c² v_c / r_c, minimised subject to Σ_c r_c = B (a Lagrange multiplier),
-  gives r_c ∝ |w_c|·√v_c.
+  gives r_c ∝ abs(w_c)·√v_c.
 - :class:`InteractionProblem`: a nonlinear target that reads only some contexts,
   some of them through products, so a good split is uneven but not linear in any
   obvious weight.

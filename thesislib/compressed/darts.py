@@ -437,7 +437,7 @@ def auxiliary_loss(model: DARTSNetwork, targets: torch.Tensor, weight: float = 0
 
 
 def counted_parameters(model: nn.Module, exclude: Sequence[str] = ("auxiliary_head",)) -> int:
-    """Parameters counted at test time (§5.3.1): all but those of the ``exclude``d sub-modules."""
+    """Parameters counted at test time (§5.3.1): all but those of the sub-modules named in ``exclude``."""
     skipped = {
         id(p)
         for name in exclude

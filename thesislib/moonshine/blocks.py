@@ -4,15 +4,15 @@ A *block* is the repeating unit of a residual network: in a Wide ResNet (Table 4
 block S is two pre-activated k×k convolutions (BN + ReLU before each conv, He et al. 2016b). The
 Moonshine students keep the architecture and substitute the block (§4.3.2):
 
-======================  ===============================================================  ==================
-spec                    structure (each conv preceded by BN + ReLU)                     conv params (Table 4.1)
-======================  ===============================================================  ==================
+======================  ===============================================================  =======================
+spec                    structure (each conv preceded by BN + ReLU)                      conv params (Table 4.1)
+======================  ===============================================================  =======================
 ``S``                   Conv k×k, Conv k×k                                               2N²k²
 ``S-2x2``               the same with 2×2 kernels dilated by 2 (Yu & Koltun 2016)        2N²·4
 ``G(g)``                [GConv(g) k×k → BN → ReLU → Conv1×1] twice                       2N²(k²/g + 1)
 ``B(b)``                Conv1×1 (N→N/b) → BN → ReLU → Conv k×k → BN → ReLU → Conv1×1     N²(k²/b² + 2/b)
 ``BG(b,g)``             as B(b) with a grouped k×k conv                                  N²(k²/(gb²) + 2/b)
-======================  ===============================================================  ==================
+======================  ===============================================================  =======================
 
 Group counts ``g`` are either numbers (``G(4)``: 4 groups) or fractions of the channel width as in
 Table 4.3: ``G(N/4)`` has width/4 groups (``G(N)`` is depthwise-separable), and for BG the width is

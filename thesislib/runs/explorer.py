@@ -28,6 +28,7 @@ from thesislib.paths import PROJECT_ROOT
 from thesislib.runs.results import collect_results
 
 COLUMNS = ["notebook", "profile", "parameters", "name", "number", "text", "thesis", "thesis_number", "path"]
+"""The columns of :func:`explorer_table`."""
 MAX_DEPTH = 3
 """How deep nested dicts are flattened; deeper values are shown as text."""
 _TABLE_CALL = re.compile(r"""reference\.(?:table|value)\(\s*["']([\w-]+)["']""")

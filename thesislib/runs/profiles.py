@@ -37,6 +37,7 @@ import yaml
 from thesislib.paths import PROJECT_ROOT
 
 PROFILES = ("smoke", "cpu", "paper")
+"""The execution profiles, from the smallest to the thesis' settings."""
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES_FILE = NOTEBOOKS_DIR / "profiles.yml"
 

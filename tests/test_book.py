@@ -24,8 +24,9 @@ NOTEBOOKS = book.book_notebooks()
 CHAPTERS = [nb for nb in NOTEBOOKS if re.match(r"0[1-6]_", nb.name)]
 ROLES = set(book.CELL_TAGS)
 DISPLAY_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell", "hide-output", "remove-output"}
-MAX_LINE = 88
-"""Visible code lines wrap at the book's column width (about 88 monospace characters)."""
+MAX_LINE = 130
+"""Story cells are formatted at 88 characters (ruff format); only long strings may exceed it, up to
+this, and the page wraps them at the column's edge (book/_static/thesis.css, checked in Chromium)."""
 
 
 def _cells(notebook: Path) -> list[nbformat.NotebookNode]:
@@ -109,7 +110,7 @@ def test_every_notebook_has_its_profile_entry_and_the_ledger_pages_always_execut
 def test_no_hand_typed_equation_numbers_and_every_display_equation_is_labelled() -> None:
     text = _all_markdown()
     assert not re.search(r"\\qquad\s*\(\d+\.\d+", text), "an equation number typed by hand"
-    blocks = re.findall(r"^\$\$\n(.*?)\n\$\$(.*)$", text, flags=re.M | re.S)
+    blocks = re.findall(r"^\$\$\n(.*?)\n\$\$([^\n]*)$", text, flags=re.M | re.S)
     assert blocks, "no display equations found"
     for body, after in blocks:
         assert re.match(r"\s*\(eq-[\w-]+\)\s*$", after), f"unlabelled display equation: {body[:80]!r}"

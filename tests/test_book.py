@@ -265,7 +265,12 @@ def test_prepare_for_book_collapses_the_injected_parameters() -> None:
         nbformat.v4.new_code_cell("glue('x', x)", metadata={"tags": ["glue"]}),
         nbformat.v4.new_code_cell("x"),
     ]
+    notebook.cells[3].outputs = [
+        nbformat.v4.new_output("display_data", data={}),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1),
+    ]
     prepared = book.prepare_for_book(notebook)
+    assert [o.output_type for o in prepared.cells[3].outputs] == ["execute_result"]
     assert [_tags(c) for c in prepared.cells] == [
         ["parameters", "hide-input"],
         ["injected-parameters", "hide-input"],

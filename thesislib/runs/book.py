@@ -99,8 +99,18 @@ def _sync_file(source: Path, target: Path) -> None:
 
 
 def prepare_for_book(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Apply :data:`CELL_TAGS` to an executed notebook (in place; returned for chaining)."""
+    """Apply :data:`CELL_TAGS` to an executed notebook (in place; returned for chaining).
+
+    Also drops display outputs that hold no data (holoviews emits one before each figure): a
+    figure cell (``mystnb.figure``) must have exactly one output to caption.
+    """
     for cell in notebook.cells:
+        if cell.get("outputs"):
+            cell.outputs = [
+                output
+                for output in cell.outputs
+                if output.get("output_type") != "display_data" or output.get("data")
+            ]
         tags = cell.get("metadata", {}).get("tags", [])
         for role, display in CELL_TAGS.items():
             if role in tags and display not in tags:

@@ -179,7 +179,7 @@ summary.text = `${count} of ${d.name.length} records shown`;
 """
 
 
-def explorer_layout(table: pd.DataFrame, width: int = 720) -> Any:
+def explorer_layout(table: pd.DataFrame, width: int = 660) -> Any:
     """A bokeh layout of ``table``: filters, a sortable table, and this run against the thesis.
 
     The filters are JavaScript callbacks (``CustomJS``), so they work in the static HTML book.
@@ -211,10 +211,12 @@ def explorer_layout(table: pd.DataFrame, width: int = 720) -> Any:
     shown = ColumnDataSource(dict(data), name="explorer_shown")
     points = ColumnDataSource({k: [v for v, ok in zip(vs, data["has_both"], strict=True) if ok]
                                for k, vs in data.items()})
-    notebook = Select(title="notebook", value=all_label, options=[all_label, *sorted(set(data["notebook"]))])
-    profile = Select(title="profile", value=all_label, options=[all_label, *sorted(set(data["profile"]))])
-    parameter = TextInput(title="parameters contain", placeholder="e.g. seeds=")
-    name = TextInput(title="record name contains", placeholder="e.g. error")
+    notebooks = [all_label, *sorted(set(data["notebook"]))]
+    notebook = Select(title="notebook", value=all_label, options=notebooks, width=190)
+    profiles = [all_label, *sorted(set(data["profile"]))]
+    profile = Select(title="profile", value=all_label, options=profiles, width=90)
+    parameter = TextInput(title="parameters contain", placeholder="e.g. seeds=", width=170)
+    name = TextInput(title="record name contains", placeholder="e.g. error", width=170)
     summary = Div(text=f"{len(frame)} of {len(frame)} records shown")
     callback = CustomJS(
         args=dict(full=full, shown=shown, points=points, notebook=notebook, profile=profile,

@@ -59,10 +59,14 @@ def saved_bytes(loss_of) -> int:
     return sum(storages.values())
 
 
-def speed(n: int, layers: int, batch: int, rounds: int, min_run_time: float) -> dict[str, float]:
+def speed(
+    n: int, layers: int, batch: int, rounds: int, min_run_time: float, chunk_elements: int | None = None
+) -> dict[str, float]:
     """Side-by-side timings of the fast path and the dense matmul (see the module docstring)."""
     torch.manual_seed(0)
     module = ACDC(n, n, layers).eval()
+    if chunk_elements:
+        module.chunk_rows = max(16, chunk_elements // n)
     x = torch.randn(batch, n)
     w = torch.randn(n, n) / n**0.5  # the matmul's time does not depend on W's values
     dense_times, fast_times, ratios = [], [], []
@@ -102,6 +106,12 @@ def main() -> None:
         default=[256, 1024],
         help="N for the memory test and the error check (W costs O(L·N³))",
     )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="elements per fast-path chunk (default: thesislib.compressed.acdc.CHUNK_ELEMENTS)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON record instead of a table")
     args = parser.parse_args()
     if args.threads:
@@ -111,7 +121,11 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         for layers in args.layers:
-            row = {"N": n, "layers": layers, **speed(n, layers, args.batch, args.rounds, args.min_run_time)}
+            row = {
+                "N": n,
+                "layers": layers,
+                **speed(n, layers, args.batch, args.rounds, args.min_run_time, args.chunk),
+            }
             error = through_w = through_layers = float("nan")
             if n in args.memory_sizes:
                 module = ACDC(n, n, layers).eval()

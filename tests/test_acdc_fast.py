@@ -57,6 +57,25 @@ def test_fast_path_on_feature_maps_and_under_inference_mode():
         assert (module(channels_last) - dense).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("inference", [True, False])
+def test_fast_path_gives_the_same_bits_on_one_thread_and_on_several(inference):
+    torch.manual_seed(0)
+    module = ACDC(48, 48, 4).eval()
+    module.chunk_rows = 7  # 15 chunks, a ragged last one, shared out to the threads
+    x = torch.randn(101, 48)
+    threads = torch.get_num_threads()
+    outputs = []
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            with torch.inference_mode(inference), torch.no_grad():
+                outputs.append(module.fast_forward(x))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outputs[0], outputs[1])
+    assert (outputs[1] - x @ module.dense_matrix().t()).abs().max() < 1e-5
+
+
 def test_fast_path_is_differentiable_and_matches_the_dense_gradients():
     torch.manual_seed(0)
     module = ACDC(16, 16, 4).double()

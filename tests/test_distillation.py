@@ -16,6 +16,7 @@ from thesislib.moonshine.distillation import (
     DistillationLoss,
     DistillationSettings,
     at_beta,
+    at_beta_for_resolution,
     attention_distance,
     attention_map,
     attention_transfer_loss,
@@ -256,3 +257,18 @@ def test_settings_validation() -> None:
     with pytest.raises(ValueError, match="needs a teacher"):
         DistillationLoss(DistillationSettings(method="at"))
     assert not DistillationSettings().needs_teacher
+
+
+def test_resolution_scaled_beta_gives_the_same_attention_term_at_both_resolutions():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 8, 16, 16), torch.randn(4, 8, 16, 16)
+    coarse = at_beta_for_resolution(1000.0, 16) * attention_distance(student, teacher)
+    upsampled = [
+        torch.nn.functional.interpolate(a, scale_factor=2, mode="nearest") for a in (student, teacher)
+    ]
+    fine = 1000.0 * attention_distance(*upsampled)
+    torch.testing.assert_close(coarse, fine)
+    assert 3.9 < float(attention_distance(student, teacher) / attention_distance(*upsampled)) < 4.1
+    assert at_beta_for_resolution(1000.0, 16) == 250.0 and at_beta_for_resolution(1000.0, 32) == 1000.0
+    with pytest.raises(ValueError, match="resolutions must be positive"):
+        at_beta_for_resolution(1000.0, 0)

@@ -20,7 +20,9 @@ The fast path fuses what the layers share:
 - the permutation ``P``, the DCT scales ``s``, the sign of the upper half and ``A_{l-1}`` are folded
   into one gather (indices precomputed as buffers) and two per-frequency complex coefficients that
   build the next IDCT's half spectrum directly from the previous DCT's spectrum;
-- the batch is processed in cache-sized chunks, in place when autograd is off.
+- the batch is processed in cache-sized chunks, in place when autograd is off; on CPU the chunks
+  are shared out to one Python thread per torch thread (each operation on a chunk is too small for
+  torch's own intra-op threads to pay, while the threads release the GIL inside every operation).
 
 Channel changes: ``N = max(in, out)``. More output channels repeat the input along the channel
 dimension (``out`` must then be a multiple of ``in``, §5.2.3); fewer keep the first ``out`` outputs.
@@ -31,6 +33,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import torch
@@ -41,9 +46,21 @@ from thesislib.compressed.base import Substitute, TuningRange, riffle_permutatio
 
 __all__ = ["ACDC", "dct", "dct_matrix", "idct"]
 
-#: elements per chunk of the fast path (256 KB of float32, at least 16 rows): small enough to stay
-#: in a core's cache (on this project's 2-core machine 64 rows were faster at N = 1024, 16 at N = 4096)
-CHUNK_ELEMENTS = 2**16
+#: elements per chunk of the fast path (1 MB of float32, at least 16 rows). With one thread per
+#: core working on its own chunks, 2**18 was the fastest on this project's 2-core machine at
+#: N = 256, 1024 and 4096 (2**16 or 2**20 were 10-150% slower; benchmarks/bench_acdc.py --chunk)
+CHUNK_ELEMENTS = 2**18
+
+
+_chunk_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers, pool)
+
+
+def _chunk_threads(workers: int) -> ThreadPoolExecutor:
+    """The fast path's thread pool (recreated after a fork, whose child has none of the threads)."""
+    global _chunk_pool
+    if _chunk_pool is None or _chunk_pool[:2] != (os.getpid(), workers):
+        _chunk_pool = (os.getpid(), workers, ThreadPoolExecutor(workers, thread_name_prefix="acdc"))
+    return _chunk_pool[2]
 
 
 def dct_matrix(n: int, dtype: torch.dtype = torch.float32, device: Any = None) -> torch.Tensor:
@@ -255,6 +272,38 @@ class ACDC(Substitute):
             return last * k["out"]
         return torch.mul(last, k["out"], out=out)
 
+    def _fast_chunks(self, rows: torch.Tensor, k: dict[str, torch.Tensor], y: torch.Tensor) -> None:
+        """All rows into ``y`` without autograd: cache-sized chunks, shared out to threads on CPU.
+
+        Each row is computed by the same operations whatever the chunking or the thread, so the
+        result does not depend on the number of threads (tested).
+        """
+        if rows.device.type != "cpu":  # a GPU is better served by one launch per operation
+            with torch.no_grad():
+                self._fast_rows(rows, k, y)
+            return
+        starts = list(range(0, rows.shape[0], self.chunk_rows))
+        workers = min(torch.get_num_threads(), len(starts))
+        inference = torch.is_inference_mode_enabled()
+        queue = iter(starts)  # shared: each thread takes the next chunk when free (a busy core takes fewer)
+        lock = threading.Lock()
+
+        def run() -> None:
+            with torch.inference_mode(inference), torch.no_grad():  # thread-local modes
+                while True:
+                    with lock:
+                        start = next(queue, None)
+                    if start is None:
+                        return
+                    end = start + self.chunk_rows
+                    self._fast_rows(rows[start:end], k, y[start:end])
+
+        if workers <= 1:
+            run()
+            return
+        for done in [_chunk_threads(workers).submit(run) for _ in range(workers)]:
+            done.result()
+
     def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Inference path: ``L`` layers of diagonal · DCT · diagonal · IDCT · permutation, O(N log N).
 
@@ -273,11 +322,7 @@ class ACDC(Substitute):
             y = self._fast_rows(rows, k, None)
         else:
             y = rows.new_empty(rows.shape[0], self.out_channels)
-            # chunks stay in a CPU core's cache; a GPU is better served by one launch per operation
-            chunk = self.chunk_rows if rows.device.type == "cpu" else max(1, rows.shape[0])
-            with torch.no_grad():
-                for start in range(0, rows.shape[0], chunk):
-                    self._fast_rows(rows[start : start + chunk], k, y[start : start + chunk])
+            self._fast_chunks(rows, k, y)
         y = y.view(*lead, self.out_channels)
         return y.movedim(-1, 1) if x.dim() == 4 else y
 

@@ -52,6 +52,7 @@ __all__ = [
     "DistillationLoss",
     "DistillationSettings",
     "at_beta",
+    "at_beta_for_resolution",
     "attention_distance",
     "attention_map",
     "attention_transfer_loss",
@@ -85,6 +86,23 @@ def at_beta(num_groups: int, beta: float = BETA_CIFAR, reference_groups: int = 3
     if num_groups < 1 or reference_groups < 1:
         raise ValueError(f"group counts must be positive, got {num_groups} and {reference_groups}")
     return beta * reference_groups / num_groups
+
+
+def at_beta_for_resolution(beta: float, resolution: int, reference_resolution: int = 32) -> float:
+    """β for inputs of side ``resolution`` with the same weight per attention map as ``beta`` at ``reference_resolution``.
+
+    The distance of Eq. 4.2 as the thesis' code computes it (``form="mean_squared"``) is a mean over
+    the map's ``P`` positions of squared differences of unit-norm maps: for the same pair of maps at
+    a coarser resolution it is larger by the ratio of position counts (exactly so for
+    nearest-neighbour upsampled maps, tested). Zagoruyko and Komodakis define β = 1000 "divided by the
+    number of elements in the attention map", so images pooled from 32×32 to 16×16 (the cpu profile)
+    keep the thesis' weight with ``β · (16/32)² = 250``.
+    """
+    if resolution < 1 or reference_resolution < 1:
+        raise ValueError(f"resolutions must be positive, got {resolution} and {reference_resolution}")
+    if beta < 0:
+        raise ValueError(f"beta must be non-negative, got {beta}")
+    return beta * (resolution / reference_resolution) ** 2
 
 
 def soft_cross_entropy(targets: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

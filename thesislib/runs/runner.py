@@ -1,8 +1,8 @@
 """Execute notebooks with papermill, cached, into ``runs/<profile>/``.
 
 A run is identified by its *cache key*: a hash of the notebook's cells, the
-injected parameters, the profile and the library's source (``thesislib/`` and
-``data/reference/``). The key is stored in the executed notebook's metadata
+injected parameters, the profile and the library source it depends on (the ``thesislib``
+modules its code imports, transitively, and ``data/reference/``). The key is stored in the executed notebook's metadata
 (``metadata.thesislib``); a later run with the same key re-executes nothing.
 A failed run (a cell raised, or the kernel died) leaves its partly executed notebook
 as ``<name>.failed.ipynb`` for inspection, removes any older completed output of the
@@ -33,11 +33,11 @@ from papermill.exceptions import PapermillExecutionError
 
 from thesislib.atomic import atomic_copy, atomic_path, remove_stale_temporaries
 from thesislib.paths import PROJECT_ROOT, RUN_DIR_ENV
+from thesislib.runs.dependencies import library_files
 from thesislib.runs.profiles import check_profile, resolve_parameters
 
 KERNEL_NAME = "thesislib"
 RUNS_DIR = PROJECT_ROOT / "runs"
-_FINGERPRINTED = (PROJECT_ROOT / "thesislib", PROJECT_ROOT / "data" / "reference")
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -58,14 +58,17 @@ class RunResult:
     seconds: float
 
 
-def library_fingerprint() -> str:
-    """Hash of every source file the notebooks depend on besides themselves."""
+def library_fingerprint(notebook: Path) -> str:
+    """Hash of the source files ``notebook`` depends on besides itself: the ``thesislib`` modules its code
+    imports, transitively (:mod:`thesislib.runs.dependencies`), the package's data files and
+    ``data/reference/``."""
     digest = hashlib.sha256()
-    for root in _FINGERPRINTED:
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
-                digest.update(path.read_bytes())
+    reference = PROJECT_ROOT / "data" / "reference"
+    files = library_files(notebook, PROJECT_ROOT / "thesislib")
+    files += sorted(p for p in reference.rglob("*") if p.is_file())
+    for path in files:
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -73,7 +76,12 @@ def cache_key(notebook: Path, profile: str, parameters: dict[str, Any]) -> str:
     """The key under which an execution of ``notebook`` is cached."""
     cells = [(cell.cell_type, cell.source) for cell in nbformat.read(notebook, as_version=4).cells]
     payload = json.dumps(
-        {"cells": cells, "profile": profile, "parameters": parameters, "library": library_fingerprint()},
+        {
+            "cells": cells,
+            "profile": profile,
+            "parameters": parameters,
+            "library": library_fingerprint(notebook),
+        },
         sort_keys=True,
         default=str,
     )

@@ -7,6 +7,7 @@ A page fails when
   its button (sphinx-exercise with sphinx-togglebutton);
 - a code cell is wider than the column (its ``pre`` scrolls sideways; collapsed cells are opened
   first), or a ``{glue:...}`` reference was left unfilled;
+- the results explorer's filters do not filter its table (JavaScript callbacks, no kernel);
 - an internal link points to a missing file or a missing anchor (checked without a browser).
 
 The in-browser checks run a probe script injected into a temporary copy of each page (beside it,
@@ -79,10 +80,50 @@ PROBE = """
     var text = prose.textContent || "";
     var glue = text.match(/\\{glue(:[a-z]+)?\\}`[^`]*`/g) || [];
     report.unfilled_glue = glue.slice(0, 5);
-    var out = document.createElement("pre");
-    out.id = "%s";
-    out.textContent = JSON.stringify(report);
-    document.body.appendChild(out);
+    explorer(report, function () {
+      var out = document.createElement("pre");
+      out.id = "%s";
+      out.textContent = JSON.stringify(report);
+      document.body.appendChild(out);
+    });
+  }
+  // The results explorer's filters are JavaScript callbacks: pick a notebook, then type part of a
+  // record's name, and check that the table shows only matching rows.
+  function explorer(report, done) {
+    var shown = null, select = null, name = null;
+    (window.Bokeh && Bokeh.documents || []).forEach(function (d) {
+      var s = d.get_model_by_name("explorer_shown");
+      if (!s) return;
+      shown = s;
+      d.all_models.forEach(function (m) {
+        if (m.title === "notebook" && m.options) select = m;
+        if (m.title === "record name contains") name = m;
+      });
+    });
+    if (!shown) { done(); return; }
+    report.explorer = "";
+    var total = shown.data.name.length;
+    if (!select || !name || select.options.length < 2 || !total) {
+      report.explorer = "the explorer has no filters or no records"; done(); return;
+    }
+    var notebook = select.options[1];
+    select.value = notebook;
+    setTimeout(function () {
+      var rows = shown.data.notebook;
+      if (!rows.length || rows.some(function (n) { return n !== notebook; })) {
+        report.explorer = "the notebook filter did not select " + notebook;
+        done(); return;
+      }
+      var first = shown.data.name[0];
+      name.value_input = first;
+      setTimeout(function () {
+        var names = shown.data.name;
+        if (!names.length || names.some(function (n) { return n.indexOf(first) < 0; })) {
+          report.explorer = "the name filter did not select " + first;
+        }
+        done();
+      }, 1000);
+    }, 1000);
   }
   window.addEventListener("load", function () { setTimeout(probe, 4000); });
 })();
@@ -126,6 +167,8 @@ def check(page: Path, chromium: str) -> list[str]:
     problems += [f"solution toggle: {failure}" for failure in report["toggle_failures"]]
     problems += [f"code wider than the column: {line}" for line in report["wide_code"]]
     problems += [f"unfilled glue: {text}" for text in report["unfilled_glue"]]
+    if report.get("explorer"):
+        problems.append(f"results explorer: {report['explorer']}")
     return problems
 
 

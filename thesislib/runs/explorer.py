@@ -160,7 +160,8 @@ def explorer_table(
 _FILTER_JS = """
 const d = full.data;
 const nb = notebook.value, pr = profile.value;
-const pt = parameter.value.trim().toLowerCase(), nt = name.value.trim().toLowerCase();
+const pt = (parameter.value_input || "").trim().toLowerCase();
+const nt = (name.value_input || "").trim().toLowerCase();
 const out = {}, pts = {};
 for (const k of Object.keys(d)) { out[k] = []; pts[k] = []; }
 let count = 0;

@@ -69,10 +69,16 @@ PROBE = """
       if (!after) report.toggle_failures.push(name + ": still hidden after a click");
     });
     document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+    var article = document.querySelector("article") || document.body;
+    var right = article.getBoundingClientRect().right;
     document.querySelectorAll("div.cell_input pre, div.highlight pre").forEach(function (pre) {
-      if (visible(pre) && pre.scrollWidth > pre.clientWidth + 2) {
-        report.wide_code.push((pre.textContent || "").trim().split("\\n")[0].slice(0, 60)
-          + " (" + pre.scrollWidth + " > " + pre.clientWidth + " px)");
+      if (!visible(pre)) return;
+      var first = (pre.textContent || "").trim().split("\\n")[0].slice(0, 60);
+      if (pre.scrollWidth > pre.clientWidth + 2) {
+        report.wide_code.push(first + " (" + pre.scrollWidth + " > " + pre.clientWidth + " px)");
+      } else if (pre.getBoundingClientRect().right > right + 2) {
+        report.wide_code.push(first + " (reaches " + Math.round(pre.getBoundingClientRect().right)
+          + " px; the column ends at " + Math.round(right) + " px)");
       }
     });
     var prose = document.body.cloneNode(true);  // code may show glue syntax literally

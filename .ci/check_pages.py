@@ -5,8 +5,9 @@ A page fails when
   figures that never finished rendering;
 - an exercise's solution does not toggle: collapsed when the page opens, shown after a click on
   its button (sphinx-exercise with sphinx-togglebutton);
-- a code cell is wider than the column (its ``pre`` scrolls sideways; collapsed cells are opened
-  first), or a ``{glue:...}`` reference was left unfilled;
+- a code cell is wider than the column (its ``pre`` scrolls sideways, or reaches past the column's
+  edge; collapsed cells are opened first; a full-width cell's output may use the margin), or a
+  ``{glue:...}`` reference was left unfilled;
 - the results explorer's filters do not filter its table (JavaScript callbacks, no kernel);
 - an internal link points to a missing file or a missing anchor (checked without a browser).
 
@@ -76,7 +77,7 @@ PROBE = """
       var first = (pre.textContent || "").trim().split("\\n")[0].slice(0, 60);
       if (pre.scrollWidth > pre.clientWidth + 2) {
         report.wide_code.push(first + " (" + pre.scrollWidth + " > " + pre.clientWidth + " px)");
-      } else if (pre.getBoundingClientRect().right > right + 2) {
+      } else if (!pre.closest(".cell_output") && pre.getBoundingClientRect().right > right + 2) {
         report.wide_code.push(first + " (reaches " + Math.round(pre.getBoundingClientRect().right)
           + " px; the column ends at " + Math.round(right) + " px)");
       }

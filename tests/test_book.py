@@ -319,6 +319,7 @@ def test_lab_times_read_the_runs_of_each_profile(tmp_path: Path) -> None:
     assert times["paper"].isna().all() and times.loc["00_data"].isna().all()
     text = book.lab_times_markdown(tmp_path)
     assert "| 0.7 min | 5.0 min | not run here |" in text and "{doc}`01_budget_learning" in text
+    assert "CPU cores" in text.splitlines()[-1]
 
 
 def test_explorer_flattens_records_and_sets_the_thesis_beside_them(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ notebook's execution time per profile (:func:`lab_times`) is written for the tea
 from __future__ import annotations
 
 import filecmp
+import os
 import shutil
 import subprocess
 import sys
@@ -154,6 +155,8 @@ def lab_times_markdown(runs_dir: str | Path = RUNS_DIR) -> str:
     for name, row in table.iterrows():
         cells = [f"{row[p] / 60:.1f} min" if pd.notna(row[p]) else "not run here" for p in table.columns]
         lines.append(f"| {{doc}}`{name} <../notebooks/{name}>` | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Built on a machine with {os.cpu_count() or 'an unknown number of'} CPU cores.")
     return "\n".join(lines) + "\n"
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from thesislib.glue import plain_text
 from thesislib.runs import book, explorer, launch
-from thesislib.runs.glue import plain_text
 from thesislib.runs.sphinx_book import equation_number
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +68,7 @@ def test_values_are_glued_only_in_hidden_glue_cells(notebook: Path) -> None:
         glues = re.search(r"\b(sb\.)?glue\(", cell.source)
         if glues:
             assert "glue" in _tags(cell), f"{notebook.name}: glue outside a glue cell:\n{cell.source[:200]}"
-            assert "sb.glue" not in cell.source, (
-                f"{notebook.name}: use thesislib.runs.glue.glue (text for prose)"
-            )
+            assert "sb.glue" not in cell.source, f"{notebook.name}: use thesislib.glue.glue (text for prose)"
         elif "glue" in _tags(cell):
             pytest.fail(f"{notebook.name}: a cell tagged glue records nothing")
 
@@ -193,7 +191,7 @@ def test_plain_text_is_what_glue_text_formats() -> None:
 def test_glue_refuses_none_and_records_text(monkeypatch) -> None:
     import IPython.display
 
-    from thesislib.runs import glue as glue_module
+    from thesislib import glue as glue_module
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda data, **kw: shown.append((data, kw)))
@@ -218,7 +216,7 @@ def test_glued_values_are_read_by_the_results_store_and_by_myst_nb(tmp_path: Pat
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
-        nbformat.v4.new_code_cell("from thesislib.runs.glue import glue\nglue('ratio', 0.25)\nglue('n', 3)")
+        nbformat.v4.new_code_cell("from thesislib.glue import glue\nglue('ratio', 0.25)\nglue('n', 3)")
     ]
     source, output = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(notebook, source)

@@ -45,7 +45,9 @@ def glue(name: str, value: Any) -> None:
     if not isinstance(name, str) or not name:
         raise ValueError(f"a glue name must be a non-empty string, got {name!r}")
     if value is None:
-        raise ValueError(f"cannot glue None under {name!r}: scrapbook cannot encode it; glue only measured values")
+        raise ValueError(
+            f"cannot glue None under {name!r}: scrapbook cannot encode it; glue only measured values"
+        )
     from IPython.display import display
     from scrapbook.encoders import registry
     from scrapbook.schemas import GLUE_PAYLOAD_FMT

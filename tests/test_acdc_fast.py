@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from thesislib.compressed import ACDC, dct, dct_matrix, idct
+from thesislib.compressed import ACDC
+from thesislib.dct import dct, dct_matrix, fft_tables, idct
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 9, 64, 100, 127])
@@ -107,14 +108,18 @@ def test_fast_path_rejects_the_wrong_channel_count():
 
 
 def test_tables_first_built_under_inference_mode_still_serve_autograd():
-    from thesislib.compressed import acdc
-
-    acdc._tables.cache_clear()
+    fft_tables.cache_clear()
     module = ACDC(10, 10, 2)
     with torch.inference_mode():
         ACDC(10, 10, 1).eval().fast_forward(torch.randn(2, 10))
-    acdc._tables.cache_clear()
+    fft_tables.cache_clear()
     with torch.inference_mode():
         module.eval().fast_forward(torch.randn(2, 10))  # the tables are built here
     module.fast_forward(torch.randn(3, 10)).sum().backward()
     assert module.A.grad is not None
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_the_shared_dct_matrix_refuses_a_length_that_is_not_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        dct_matrix(bad)

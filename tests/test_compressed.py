@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import thesislib.compressed as C
+import thesislib.dct as shared_dct
 from thesislib.compressed.base import riffle_permutation
 
 SETTINGS = {"rf": 6, "acdc": 3, "hashed": 200, "tt": 0.5, "tucker": 0.6, "shufflenet": 2, "conv1x1": None}
@@ -89,9 +90,13 @@ def test_fast_dct_matches_scipy_and_matrix():
     scipy_fft = pytest.importorskip("scipy.fft")
     for n in (1, 2, 7, 64, 100):
         x = torch.randn(3, n, dtype=torch.float64)
-        torch.testing.assert_close(C.dct(x), torch.from_numpy(scipy_fft.dct(x.numpy(), norm="ortho")))
-        torch.testing.assert_close(C.idct(x), torch.from_numpy(scipy_fft.idct(x.numpy(), norm="ortho")))
-        torch.testing.assert_close(C.dct(x), x @ C.dct_matrix(n, torch.float64).t())
+        torch.testing.assert_close(
+            shared_dct.dct(x), torch.from_numpy(scipy_fft.dct(x.numpy(), norm="ortho"))
+        )
+        torch.testing.assert_close(
+            shared_dct.idct(x), torch.from_numpy(scipy_fft.idct(x.numpy(), norm="ortho"))
+        )
+        torch.testing.assert_close(shared_dct.dct(x), x @ shared_dct.dct_matrix(n, torch.float64).t())
 
 
 @pytest.mark.parametrize("shape,layers", [((64, 64), 12), ((32, 128), 4), ((96, 48), 3), ((33, 33), 5)])
@@ -111,7 +116,7 @@ def test_acdc_dense_matrix_is_the_product_of_eq_5_4():
     torch.manual_seed(0)
     n, layers = 8, 3
     m = C.ACDC(n, n, layers).double()
-    c = C.dct_matrix(n, torch.float64)
+    c = shared_dct.dct_matrix(n, torch.float64)
     p = torch.eye(n, dtype=torch.float64)[m.perm]  # (P x) = x[perm]
     w = torch.eye(n, dtype=torch.float64)
     for a, d in zip(m.A, m.D, strict=True):

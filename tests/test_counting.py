@@ -67,7 +67,7 @@ def test_linear_counts_macs_and_bias_adds_per_row() -> None:
 
 
 class ReLUTwice(nn.Module):
-    """A conv, a ReLU module called twice and a functional ReLU (not counted)."""
+    """A conv, a ReLU module called twice and a functional ReLU."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,11 +78,62 @@ class ReLUTwice(nn.Module):
         return F.relu(self.relu(self.conv(self.relu(x))))
 
 
-def test_relu_modules_count_one_op_per_element_per_call_and_functional_relus_none() -> None:
+def test_relus_count_one_op_per_element_per_call_module_or_functional() -> None:
     counts = count(ReLUTwice(), (2, 4, 4))
-    assert counts.by_kind == {"relu": 2 * 32, "conv": 2 * 2 * 16}
-    row = counts.frame().set_index("module").loc["relu"]
-    assert row["calls"] == 2 and row["mult_adds"] == 64
+    assert counts.by_kind == {"relu": 3 * 32, "conv": 2 * 2 * 16}
+    rows = counts.frame()
+    module_row = rows[(rows["module"] == "relu")].iloc[0]
+    assert module_row["calls"] == 2 and module_row["mult_adds"] == 64
+    functional = rows[(rows["module"] == "<model>") & (rows["kind"] == "relu")].iloc[0]
+    assert functional["calls"] == 1 and functional["mult_adds"] == 32
+
+
+SPELLINGS = {
+    "module": lambda m, x: m.relu(x),
+    "F.relu": lambda m, x: F.relu(x),
+    "F.relu inplace": lambda m, x: F.relu(x, inplace=True),
+    "torch.relu": lambda m, x: torch.relu(x),
+    "torch.relu_": lambda m, x: torch.relu_(x),
+    "Tensor.relu": lambda m, x: x.relu(),
+    "Tensor.relu_": lambda m, x: x.relu_(),
+}
+
+
+class Spelled(nn.Module):
+    def __init__(self, spelling: str) -> None:
+        super().__init__()
+        self.spelling = spelling
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace="inplace" in spelling or spelling.endswith("_"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(SPELLINGS[self.spelling](self, self.conv1(x)))
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_the_count_does_not_depend_on_how_a_relu_is_written(spelling: str) -> None:
+    expected = count(Spelled("module"), (3, 8, 8))
+    counts = count(Spelled(spelling), (3, 8, 8))
+    assert (counts.mult_adds, counts.by_kind) == (expected.mult_adds, expected.by_kind)
+    assert counts.by_kind["relu"] == 4 * 8 * 8
+
+
+class CheapUnit(nn.Module):
+    counts_activations = False  # declared: ReLUs inside are part of the unit
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.inner(x))
+
+
+def test_a_module_that_declares_counts_activations_false_adds_no_relu_ops_inside() -> None:
+    model = nn.Sequential(CheapUnit(), nn.ReLU())
+    counts = count(model, (2, 4, 4))
+    assert counts.by_kind == {"conv": 2 * 2 * 16, "relu": 32}  # only the ReLU outside the unit
 
 
 def test_pooling_counts_every_read_of_every_window() -> None:

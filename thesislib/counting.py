@@ -9,15 +9,19 @@ forward hooks and adds up:
   same formula per *output* element, as the authors' counter did; this reproduces Table 4.5).
   Conv biases add nothing;
 - **linear layers**: ``in_features · out_features`` MACs plus ``out_features`` bias adds per row;
-- **network-level ReLUs and pooling**: one op per element entering each ``nn.ReLU``/``nn.ReLU6``
-  module, once per call; one op per element read by each window of a pooling module (output
-  elements × kernel area; for non-overlapping pools such as a global average this is one op per
-  element entering, for ResNet's overlapping 3×3/2 max-pool it is 9 per output element, which
-  Table 4.4 needs). ReLUs applied with ``F.relu`` are not modules and are not counted: the blocks of
-  :mod:`thesislib.moonshine.blocks` use ``F.relu`` *inside* a substitute conv unit (between the
-  grouped and pointwise conv of a G block, inside a bottleneck), and ERFNet uses it throughout, as
-  the authors' code did (this reproduces Tables 4.3 and 4.5). A pooling done functionally (the WRN's
-  final average pool, as in the authors' code) is not counted either;
+- **network-level ReLUs and pooling**: one op per element entering each ReLU, once per call, however it
+  is written (an ``nn.ReLU`` module, ``F.relu``, ``torch.relu`` or ``Tensor.relu``, in place or not:
+  the calls are intercepted with a ``TorchFunctionMode`` and attributed to the innermost module
+  running), and one op per element entering an ``nn.ReLU6`` module; one op per element read by each
+  window of a pooling module (output elements × kernel area; for non-overlapping pools such as a
+  global average this is one op per element entering, for ResNet's overlapping 3×3/2 max-pool it is
+  9 per output element, which Table 4.4 needs). What does **not** count is declared, not implied by
+  style: a module whose class sets ``counts_activations = False`` adds no ReLU ops for anything run
+  inside it. The thesis' counts need this for the ReLU *inside* a cheap conv unit of
+  :mod:`thesislib.moonshine.blocks` (between the grouped and pointwise conv of a G block, inside a
+  bottleneck: Table 4.3), for the whole of ERFNet (Table 4.5) and for chapter 5's separable WRN
+  block (the SECL counts): the authors' counter never saw those activations. A pooling done
+  functionally (the WRN's final average pool, as in the authors' code) is not counted;
 - **the substitute protocol** (chapter 5): any module that defines
   ``mult_adds(self, input: torch.Tensor, output: torch.Tensor) -> int`` is counted by that method
   alone; its children are not visited (their convs, ReLUs and pools are not added).
@@ -43,9 +47,11 @@ from typing import Any
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-__all__ = ["CountRow", "Counts", "count", "has_mult_adds", "human"]
+__all__ = ["CountRow", "Counts", "count", "counts_activations", "has_mult_adds", "human"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -65,6 +71,20 @@ _POOL = (
     nn.AdaptiveMaxPool3d,
 )
 KINDS = ("conv", "linear", "substitute", "relu", "pool", "other")
+_RELU_FUNCTIONS = frozenset({F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_})
+
+
+class _ReluCalls(TorchFunctionMode):
+    """Reports every ReLU call, whatever its spelling, to ``on_relu(input)``."""
+
+    def __init__(self, on_relu: Any) -> None:
+        super().__init__()
+        self.on_relu = on_relu
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if func in _RELU_FUNCTIONS and args and isinstance(args[0], torch.Tensor):
+            self.on_relu(args[0])
+        return func(*args, **(kwargs or {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +156,11 @@ def has_mult_adds(module: nn.Module) -> bool:
     return callable(getattr(module, "mult_adds", None))
 
 
+def counts_activations(module: nn.Module) -> bool:
+    """False if ``module``'s class declares ``counts_activations = False`` (module docstring)."""
+    return getattr(module, "counts_activations", True) is not False
+
+
 def _counted_modules(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
     """Every module in ``module``, pre-order, not descending into protocol modules (the root included)."""
     yield prefix, module
@@ -200,6 +225,8 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> Counts:
 
     modules = list(_counted_modules(model))
     totals: dict[str, list[int]] = {name: [0, 0] for name, _ in modules}  # calls, mult-adds
+    relus: dict[str, list[int]] = {}  # ReLU calls and ops, by the innermost module running them
+    running: list[tuple[str, nn.Module]] = []
     handles = []
 
     def hook_for(name: str, kind: str):
@@ -213,14 +240,32 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> Counts:
 
         return hook
 
+    def on_relu(x: torch.Tensor) -> None:
+        if not running or any(not counts_activations(m) or has_mult_adds(m) for _, m in running):
+            return
+        calls_ops = relus.setdefault(running[-1][0], [0, 0])
+        calls_ops[0] += 1
+        calls_ops[1] += x.numel()
+
+    def enter(name: str):
+        def pre_hook(module: nn.Module, inputs: tuple[Any, ...]) -> None:
+            running.append((name, module))
+
+        return pre_hook
+
+    def leave(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        running.pop()
+
     kinds = {name: _kind(module) for name, module in modules}
     for name, module in modules:
-        if kinds[name] != "other":
+        handles.append(module.register_forward_pre_hook(enter(name)))
+        if kinds[name] != "other" and not isinstance(module, nn.ReLU):  # nn.ReLU: through on_relu
             handles.append(module.register_forward_hook(hook_for(name, kinds[name])))
+        handles.append(module.register_forward_hook(leave))
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), _ReluCalls(on_relu):
             model(torch.zeros((1, *shape), device=device, dtype=dtype))
     finally:
         for handle in handles:
@@ -231,9 +276,12 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> Counts:
     for name, module in modules:
         own = module.parameters(recurse=kinds[name] == "substitute")
         n_params = sum(p.numel() for p in own)
-        calls, ops = totals[name]
+        calls, ops = relus.pop(name, [0, 0]) if isinstance(module, nn.ReLU) else totals[name]
         if ops or n_params or (calls and kinds[name] != "other"):
             rows.append(CountRow(name or "<model>", type(module).__name__, kinds[name], calls, ops, n_params))
+        if name in relus:  # ReLUs applied functionally in this module's own forward
+            calls, ops = relus.pop(name)
+            rows.append(CountRow(name or "<model>", type(module).__name__, "relu", calls, ops, 0))
     by_kind: dict[str, int] = {}
     for row in rows:
         if row.kind != "other":

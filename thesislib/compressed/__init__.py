@@ -18,7 +18,7 @@ weight decay (:mod:`~thesislib.compressed.crs`, Eq. 5.18), the parameter-budget 
 (:mod:`~thesislib.compressed.budget`, §5.2.4) and the ACDC toy regression (:mod:`~thesislib.compressed.toy`).
 """
 
-from thesislib.compressed.acdc import ACDC, dct, dct_matrix, idct
+from thesislib.compressed.acdc import ACDC
 from thesislib.compressed.base import (
     SUBSTITUTES,
     DensePointwise,
@@ -83,10 +83,7 @@ __all__ = [
     "count_parameters",
     "crs_factor",
     "crs_param_groups",
-    "dct",
-    "dct_matrix",
     "empirical_unused_fraction",
-    "idct",
     "near_equal_shape",
     "network_compression_ratio",
     "network_counter",

@@ -9,11 +9,8 @@ diagonals and backpropagates through that construction. At test time :meth:`ACDC
 applies the layers in O(N log N), equal to the dense result (float64 to 1e-10, float32 to 1e-5).
 Test-time mult-adds are counted as ``4N + 5N·log2 N`` per layer (Moczulski et al., 2016).
 
-The DCT (:func:`dct`, :func:`idct`, and the fused fast path) is one real FFT of length ``N``
-(``torch.fft.rfft``/``irfft``, half the work of a complex FFT) after Makhoul's (1980) even/odd
-reordering ``v = [x₀, x₂, …, …, x₃, x₁]``: ``DCT(x)_k = s_k Re(e^{-iπk/2N} V_k)``, where the
-Hermitian half ``V_{N-k} = conj(V_k)`` gives the upper coefficients as ``-s_k Im(e^{-iπk/2N} V_k)``.
-The fast path fuses what the layers share:
+The DCT is :mod:`thesislib.dct` (one real FFT of length ``N`` after Makhoul's reordering); its
+precomputed tables also drive the fused fast path. The fast path fuses what the layers share:
 
 - the IDCT's output reordering and the next DCT's input reordering cancel, so ``D_l`` is applied
   in Makhoul order (``D_l[order]``) between ``irfft`` and ``rfft`` and no reordering is done;
@@ -31,7 +28,6 @@ The fast path folds both into its first and last gathers (no repeated copy of th
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
@@ -43,8 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from thesislib.compressed.base import Substitute, TuningRange, riffle_permutation
+from thesislib.dct import complex_dtype, dct_matrix, fft_tables
 
-__all__ = ["ACDC", "dct", "dct_matrix", "idct"]
+__all__ = ["ACDC"]
 
 #: elements per chunk of the fast path (1 MB of float32, at least 16 rows). With one thread per
 #: core working on its own chunks, 2**18 was the fastest on this project's 2-core machine at
@@ -61,77 +58,6 @@ def _chunk_threads(workers: int) -> ThreadPoolExecutor:
     if _chunk_pool is None or _chunk_pool[:2] != (os.getpid(), workers):
         _chunk_pool = (os.getpid(), workers, ThreadPoolExecutor(workers, thread_name_prefix="acdc"))
     return _chunk_pool[2]
-
-
-def dct_matrix(n: int, dtype: torch.dtype = torch.float32, device: Any = None) -> torch.Tensor:
-    """The orthonormal DCT-II matrix ``C[k, m] = s_k cos(π(2m+1)k / 2n)`` (``s_0 = √(1/n)``, else ``√(2/n)``)."""
-    k = torch.arange(n, dtype=torch.float64, device=device)[:, None]
-    m = torch.arange(n, dtype=torch.float64, device=device)[None, :]
-    c = torch.cos(math.pi * (2 * m + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
-    c[0] /= math.sqrt(2.0)
-    return c.to(dtype)
-
-
-@functools.lru_cache(maxsize=64)
-def _tables(n: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Float64 tables of the length-``n`` DCT by real FFT (computed once per ``n`` and device).
-
-    ``K = n//2 + 1`` frequencies of the real FFT. ``scale`` is ``s`` (length n); ``twiddle`` is
-    ``e^{-iπk/2n}`` (length K, complex); ``lo``/``hi`` index the coefficients ``k`` and ``n-k`` that
-    frequency ``k`` holds (``hi_valid`` is 0 where ``n-k`` is not a coefficient: ``k = 0``);
-    ``order`` is Makhoul's reordering; ``position``/``sign`` locate coefficient ``j`` in the real
-    view of the twiddled spectrum (``Re`` at ``2j`` for ``j < K``, ``-Im`` at ``2(n-j)+1`` above).
-    """
-    with torch.inference_mode(False):  # cached tables must be usable by autograd later
-        return _make_tables(n, device)
-
-
-def _make_tables(n: int, device: torch.device) -> dict[str, torch.Tensor]:
-    k_count = n // 2 + 1
-    k = torch.arange(k_count, dtype=torch.float64)
-    j = torch.arange(n)
-    scale = torch.full((n,), math.sqrt(2.0 / n), dtype=torch.float64)
-    scale[0] = math.sqrt(1.0 / n)
-    hi = (n - torch.arange(k_count)) % n
-    hi_valid = torch.ones(k_count, dtype=torch.float64)
-    hi_valid[0] = 0.0
-    order = torch.cat([torch.arange(0, n, 2), torch.arange(1, n, 2).flip(0)])
-    tables = {
-        "scale": scale,
-        "twiddle": torch.polar(torch.ones_like(k), -math.pi * k / (2 * n)),
-        "lo": torch.arange(k_count),
-        "hi": hi,
-        "hi_valid": hi_valid,
-        "order": order,
-        "inverse_order": torch.argsort(order),
-        "position": torch.where(j < k_count, 2 * j, 2 * (n - j) + 1),
-        "sign": torch.where(j < k_count, 1.0, -1.0).to(torch.float64),
-    }
-    return {name: t.to(device) for name, t in tables.items()}
-
-
-def _complex(dtype: torch.dtype) -> torch.dtype:
-    return torch.complex128 if dtype == torch.float64 else torch.complex64
-
-
-def dct(x: torch.Tensor) -> torch.Tensor:
-    """Orthonormal DCT-II along the last dimension in O(N log N): one real FFT (Makhoul's reordering)."""
-    n = x.shape[-1]
-    t = _tables(n, x.device)
-    spectrum = torch.fft.rfft(x[..., t["order"]], dim=-1) * t["twiddle"].to(_complex(x.dtype))
-    halves = torch.view_as_real(spectrum).flatten(-2)  # Re₀, Im₀, Re₁, Im₁, …
-    return halves[..., t["position"]] * (t["sign"] * t["scale"]).to(x.dtype)
-
-
-def idct(y: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`dct` (orthonormal DCT-III) along the last dimension: one inverse real FFT."""
-    n = y.shape[-1]
-    t = _tables(n, y.device)
-    c = y / t["scale"].to(y.dtype)
-    lo, hi = c[..., t["lo"]], c[..., t["hi"]] * t["hi_valid"].to(y.dtype)  # c_k and c_{n-k} (c_n = 0)
-    half = torch.complex(lo, -hi) * t["twiddle"].conj().to(_complex(y.dtype))
-    v = torch.fft.irfft(half, n=n, dim=-1)
-    return v[..., t["inverse_order"]]
 
 
 class ACDC(Substitute):
@@ -186,7 +112,7 @@ class ACDC(Substitute):
         self.register_buffer("perm", perm, persistent=True)
         # Gathers of the fast path (module docstring), precomputed once: the first layer reads the
         # (repeated) input, the others the real view of the previous layer's twiddled spectrum.
-        t = _tables(n, perm.device)
+        t = fft_tables(n, perm.device)
         sources = torch.cat([perm[t["lo"]], perm[t["hi"]]])
         self.register_buffer("_gather_first", sources % in_channels, persistent=False)
         self.register_buffer("_gather_next", t["position"][sources], persistent=False)
@@ -229,7 +155,7 @@ class ACDC(Substitute):
         ``middle`` (``L×N``) is ``D_l`` in Makhoul order; ``out`` scales the last gather
         (``A_L · s · sign``); ``twiddle`` is ``e^{-iπk/2N}``.
         """
-        t = _tables(self.n, self.A.device)
+        t = fft_tables(self.n, self.A.device)
         a, d = self.A.to(torch.float64), self.D.to(torch.float64)
         scale, lo, hi = t["scale"], t["lo"], t["hi"]
         inverse_twiddle = t["twiddle"].conj()  # e^{+iπk/2N}
@@ -239,7 +165,7 @@ class ACDC(Substitute):
         # Z_k = e^{iπk/2N}(c_k - i c_{N-k}), c = u / s: two complex coefficients per frequency
         into_lo = inverse_twiddle * (fold[:, source_lo] / scale[lo])
         into_hi = -1j * inverse_twiddle * (fold[:, source_hi] / scale[hi] * t["hi_valid"])
-        dtype, ctype = self.A.dtype, _complex(self.A.dtype)
+        dtype, ctype = self.A.dtype, complex_dtype(self.A.dtype)
         return {
             "into_lo": into_lo.to(ctype),
             "into_hi": into_hi.to(ctype),

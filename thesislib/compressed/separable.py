@@ -96,6 +96,8 @@ class SeparableBlock(nn.Module):
     in the thesis' code. ``activations`` of the block output can be read by attention transfer hooks.
     """
 
+    counts_activations = False  # as the chapter-5 counts were made (SECL's WRN-40-2: 29.4M mult-adds)
+
     def __init__(
         self,
         in_channels: int,

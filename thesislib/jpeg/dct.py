@@ -1,6 +1,6 @@
 """The 8×8 blockwise 2-D DCT-II that JPEG applies to every patch (thesis §3.3.3, Eq. 3.15, Fig. 3.11).
 
-The DCT here is orthonormal (``scipy.fft.dctn(norm="ortho")``): for 8×8 blocks it is exactly
+The DCT here is orthonormal (``scipy.fft.dctn(norm="ortho")``; the matrix is :func:`thesislib.dct.dct_matrix`): for 8×8 blocks it is exactly
 JPEG's forward DCT, F(u, v) = ¼ C(u) C(v) Σ f(x, y) cos(…) cos(…) with C(0) = 1/√2, so a
 quantisation table Q divides these coefficients just as it divides libjpeg's (Eq. 3.16).
 Images are padded to whole blocks by repeating their last row and column (as libjpeg does),
@@ -9,27 +9,13 @@ and colour goes through JFIF's YCbCr (luma first).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from thesislib.dct import dct_matrix
+
 BLOCK = 8
 """JPEG's block size."""
-
-
-def dct_matrix(size: int = BLOCK, dtype: torch.dtype = torch.float64) -> Tensor:
-    """The orthonormal DCT-II matrix C (rows = frequencies), so that X = C x and x = Cᵀ X (Eq. 3.15).
-
-    C[k, n] = α_k cos(π/N (n + ½) k), α_0 = √(1/N), α_k = √(2/N).
-    """
-    if int(size) != size or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size}")
-    n = torch.arange(size, dtype=dtype)
-    k = n[:, None]
-    matrix = torch.cos(math.pi / size * (n[None, :] + 0.5) * k) * math.sqrt(2.0 / size)
-    matrix[0] = matrix[0] / math.sqrt(2.0)
-    return matrix
 
 
 def _check_blocks(blocks: Tensor) -> None:
@@ -40,7 +26,7 @@ def _check_blocks(blocks: Tensor) -> None:
 def dct2(blocks: Tensor) -> Tensor:
     """The 2-D DCT of every 8×8 block, ``[..., 8, 8] -> [..., 8, 8]`` (rows, then columns)."""
     _check_blocks(blocks)
-    matrix = dct_matrix(dtype=blocks.dtype if blocks.is_floating_point() else torch.float32).to(blocks.device)
+    matrix = dct_matrix(BLOCK, blocks.dtype if blocks.is_floating_point() else torch.float32, blocks.device)
     blocks = blocks.to(matrix.dtype)
     return matrix @ blocks @ matrix.T
 
@@ -48,7 +34,7 @@ def dct2(blocks: Tensor) -> Tensor:
 def idct2(coefficients: Tensor) -> Tensor:
     """The inverse of :func:`dct2`: patches from their DCT coefficients (the basis of Fig. 3.11)."""
     _check_blocks(coefficients)
-    matrix = dct_matrix(dtype=coefficients.dtype).to(coefficients.device)
+    matrix = dct_matrix(BLOCK, coefficients.dtype, coefficients.device)
     return matrix.T @ coefficients @ matrix
 
 

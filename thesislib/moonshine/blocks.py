@@ -31,8 +31,8 @@ Parse once with :func:`parse_block` (a ``ValueError`` lists the valid forms), th
 Group counts that do not divide a width raise a ``ValueError`` when the block is built.
 
 Counting convention (see :mod:`thesislib.counting`): the ReLUs *between* convolutions of a block are
-``nn.ReLU`` modules (network-level, counted); the ReLU *inside* a substitute conv unit
-(:class:`GroupedPointwise`, :class:`Bottleneck`) is applied functionally and is not counted.
+network-level and counted; the ReLU *inside* a substitute conv unit (:class:`GroupedPointwise`,
+:class:`Bottleneck`) is not, which those classes declare with ``counts_activations = False``.
 """
 
 from __future__ import annotations
@@ -240,8 +240,10 @@ class GroupedPointwise(nn.Module):
     """GConv(g) k×k (in → in, stride) → BN → ReLU → Conv1×1 (in → out): one half of a G(g) block (Eq. 4.4).
 
     ``pointwise`` may replace the 1×1 conv by any ``(in, out) -> module`` (chapter 5 substitutes).
-    The inner ReLU belongs to the substitute and is applied functionally (not counted, §4.3.2).
+    The inner ReLU belongs to the substitute and is not counted (``counts_activations = False``, §4.3.2).
     """
+
+    counts_activations = False  # the ReLU between its convs is part of the cheap unit (Table 4.3)
 
     def __init__(
         self,
@@ -272,8 +274,10 @@ class Bottleneck(nn.Module):
     """Conv1×1 (in → mid) → BN → ReLU → GConv(g) k×k (mid, stride) → BN → ReLU → Conv1×1 (mid → out).
 
     The conv unit of B(b) (``groups=1``) and BG(b, g) with ``mid = out/b`` (Table 4.1); inner ReLUs
-    are functional (part of the substitute, not counted).
+    are part of the substitute and not counted (``counts_activations = False``).
     """
+
+    counts_activations = False  # its inner ReLUs are part of the cheap unit (Table 4.3)
 
     def __init__(
         self,

@@ -377,3 +377,49 @@ def test_binder_environment_has_the_lock_pins_and_postbuild_installs_thesislib()
     assert pins == root_pins
     assert "download.pytorch.org/whl/cpu" in environment
     assert "pip install --no-deps -e ." in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_the_book_takes_tags_and_captions_from_the_current_notebook() -> None:
+    """A caption or tag added after the run (no re-execution: the cache key holds sources only)."""
+    source = nbformat.v4.new_notebook()
+    source.cells = [
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters", "hide-input"]}),
+        nbformat.v4.new_code_cell(
+            "plot(x)", metadata={"mystnb": {"figure": {"name": "fig-a", "caption": "A."}}}
+        ),
+        nbformat.v4.new_code_cell("print(x)"),
+    ]
+    executed = nbformat.v4.new_notebook()
+    executed.cells = [
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_code_cell("plot(x)"),
+        nbformat.v4.new_code_cell("print(x)", metadata={"tags": ["hide-input"]}),
+    ]
+    book.copy_presentation(source, executed)
+    assert [_tags(c) for c in executed.cells] == [
+        ["parameters", "hide-input"],
+        ["injected-parameters"],
+        [],
+        [],
+    ]
+    assert executed.cells[2].metadata["mystnb"]["figure"]["name"] == "fig-a"
+
+
+def test_outputs_named_tbl_are_numbered_as_tables() -> None:
+    from docutils import nodes
+    from docutils.frontend import get_default_settings
+    from docutils.parsers.rst import Parser
+    from docutils.utils import new_document
+
+    from thesislib.runs import sphinx_book
+
+    document = new_document("page", get_default_settings(Parser))
+    for name in ("tbl-counts", "fig-plot"):
+        figure = nodes.figure(names=[name], ids=[name])
+        figure += nodes.caption(text=f"{name} caption")
+        document += figure
+    sphinx_book._tables(None, document)
+    kinds = {node["names"][0]: type(node) for node in document.findall(nodes.figure)}
+    assert kinds == {"tbl-counts": sphinx_book.NumberedTable, "fig-plot": nodes.figure}
+    assert sphinx_book._caption(next(document.findall(sphinx_book.NumberedTable))) == "tbl-counts caption"

@@ -120,6 +120,34 @@ def prepare_for_book(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
+PRESENTATION_KEYS = ("tags", "mystnb")
+"""Cell metadata that only says how a page shows a cell (not in the run's cache key)."""
+
+
+def copy_presentation(source: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Give ``executed``'s cells the tags and figure captions of the same cells in ``source``.
+
+    A change of tags or captions alone does not re-execute a notebook (the cache key holds the
+    cells' sources), so the book takes them from the current notebook: each executed cell with the
+    same id, or else the same type and source, gets ``source``'s :data:`PRESENTATION_KEYS`.
+    Cells only in ``executed`` (papermill's injected parameters) keep theirs.
+    """
+    by_id = {cell.get("id"): cell for cell in source.cells if cell.get("id")}
+    by_source = {(cell.cell_type, cell.source): cell for cell in source.cells}
+    for cell in executed.cells:
+        match = by_id.get(cell.get("id")) or by_source.get((cell.cell_type, cell.source))
+        if match is None or match.source != cell.source:
+            match = by_source.get((cell.cell_type, cell.source))
+        if match is None:
+            continue
+        for key in PRESENTATION_KEYS:
+            if key in match.get("metadata", {}):
+                cell.setdefault("metadata", {})[key] = match.metadata[key]
+            else:
+                cell.get("metadata", {}).pop(key, None)
+    return executed
+
+
 def _write_if_changed(text: str, target: Path) -> None:
     if target.is_file() and target.read_text(encoding="utf-8") == text:
         return
@@ -181,7 +209,9 @@ def assemble_sources(executed_dir: str | Path) -> Path:
     for notebook in book_notebooks():
         target = SOURCE_DIR / "notebooks" / notebook.name
         wanted.add(target)
-        executed = prepare_for_book(nbformat.read(executed_dir / notebook.name, as_version=4))
+        executed = nbformat.read(executed_dir / notebook.name, as_version=4)
+        copy_presentation(nbformat.read(notebook, as_version=4), executed)
+        prepare_for_book(executed)
         _write_if_changed(nbformat.writes(executed) + "\n", target)
     generated = SOURCE_DIR / LAB_TIMES_FILE
     wanted.add(generated)

@@ -10,6 +10,10 @@ does not number (``eq-linear-optimum``) is numbered by letters in page order, ``
 Enabled in ``_config.yml`` (``sphinx.extra_extensions``) with ``math_numfig: false``, so that
 Sphinx's own per-page figure numbering of equations does not replace these numbers.
 
+**Tables.** A notebook's table output is captioned and labelled like a figure (cell metadata
+``mystnb.figure``); when its name starts with ``tbl-`` it is numbered as a table instead,
+"Table 3", and ``{numref}`tbl-...``` says so.
+
 **API links.** Docstrings and pages refer to objects as a reader knows them:
 ``thesislib.data.locate`` (re-exported by the package) or ``fit_budgeted`` (defined in a sibling
 module). When Sphinx finds no object of that exact name, :func:`resolve_short_name` looks for the
@@ -23,7 +27,9 @@ import re
 import string
 from typing import Any
 
-__all__ = ["equation_number", "resolve_short_name", "setup"]
+from docutils import nodes
+
+__all__ = ["NumberedTable", "equation_number", "resolve_short_name", "setup"]
 
 _THESIS = re.compile(r"^eq-(\d+)-(\d+)(?:-(\d+))?$")
 
@@ -70,6 +76,21 @@ def _renumber(app: Any, doctree: Any) -> None:
             unnumbered += 1
         node["number"] = number
         objects[label] = (docname, number)
+
+
+class NumberedTable(nodes.figure):
+    """A captioned notebook output numbered as a table (a figure named ``tbl-...``)."""
+
+
+def _tables(app: Any, doctree: Any) -> None:
+    for figure in list(doctree.findall(nodes.figure)):
+        if type(figure) is nodes.figure and any(name.startswith("tbl-") for name in figure["names"]):
+            numbered = NumberedTable(figure.rawsource, *figure.children, **figure.attributes)
+            figure.replace_self(numbered)
+
+
+def _caption(node: Any) -> str:
+    return next((child.astext() for child in node.children if isinstance(child, nodes.caption)), "")
 
 
 def resolve_short_name(target: str, documented: dict[str, str]) -> str | None:
@@ -121,5 +142,14 @@ def _missing_reference(app: Any, env: Any, node: Any, contnode: Any) -> Any:
 def setup(app: Any) -> dict[str, Any]:
     """Register the renumbering (after each document is read) and the short-name resolver."""
     app.connect("doctree-read", _renumber)
+    app.connect("doctree-read", _tables)
     app.connect("missing-reference", _missing_reference)
+    from sphinx.writers.html5 import HTML5Translator
+
+    app.add_enumerable_node(
+        NumberedTable,
+        "table",
+        _caption,
+        html=(HTML5Translator.visit_figure, HTML5Translator.depart_figure),
+    )
     return {"parallel_read_safe": True, "parallel_write_safe": True}

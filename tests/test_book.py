@@ -265,6 +265,9 @@ def test_prepare_for_book_collapses_the_injected_parameters() -> None:
     ]
     notebook.cells[3].outputs = [
         nbformat.v4.new_output("display_data", data={}),
+        nbformat.v4.new_output(
+            "display_data", data={"application/vnd.jupyter.widget-view+json": {}, "text/plain": "HBox()"}
+        ),
         nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1),
     ]
     prepared = book.prepare_for_book(notebook)
@@ -420,6 +423,7 @@ def test_outputs_named_tbl_are_numbered_as_tables() -> None:
         figure += nodes.caption(text=f"{name} caption")
         document += figure
     sphinx_book._tables(None, document)
+    assert isinstance(document.ids["tbl-counts"], sphinx_book.NumberedTable)
     kinds = {node["names"][0]: type(node) for node in document.findall(nodes.figure)}
     assert kinds == {"tbl-counts": sphinx_book.NumberedTable, "fig-plot": nodes.figure}
     assert sphinx_book._caption(next(document.findall(sphinx_book.NumberedTable))) == "tbl-counts caption"

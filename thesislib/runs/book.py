@@ -102,16 +102,13 @@ def _sync_file(source: Path, target: Path) -> None:
 def prepare_for_book(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Apply :data:`CELL_TAGS` to an executed notebook (in place; returned for chaining).
 
-    Also drops display outputs that hold no data (holoviews emits one before each figure): a
-    figure cell (``mystnb.figure``) must have exactly one output to caption.
+    Also drops display outputs that hold no data (holoviews emits one before each figure) and
+    widget views (tqdm's progress bars; a static page cannot show them): a figure cell
+    (``mystnb.figure``) must have exactly one output to caption.
     """
     for cell in notebook.cells:
         if cell.get("outputs"):
-            cell.outputs = [
-                output
-                for output in cell.outputs
-                if output.get("output_type") != "display_data" or output.get("data")
-            ]
+            cell.outputs = [output for output in cell.outputs if not _placeholder(output)]
         tags = cell.get("metadata", {}).get("tags", [])
         for role, display in CELL_TAGS.items():
             if role in tags and display not in tags:
@@ -146,6 +143,14 @@ def copy_presentation(source: nbformat.NotebookNode, executed: nbformat.Notebook
             else:
                 cell.get("metadata", {}).pop(key, None)
     return executed
+
+
+def _placeholder(output: nbformat.NotebookNode) -> bool:
+    """True for a display output with no data, or one that is only a widget view."""
+    if output.get("output_type") != "display_data":
+        return False
+    data = output.get("data") or {}
+    return not data or "application/vnd.jupyter.widget-view+json" in data
 
 
 def _write_if_changed(text: str, target: Path) -> None:

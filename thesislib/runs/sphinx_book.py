@@ -87,6 +87,8 @@ def _tables(app: Any, doctree: Any) -> None:
         if type(figure) is nodes.figure and any(name.startswith("tbl-") for name in figure["names"]):
             numbered = NumberedTable(figure.rawsource, *figure.children, **figure.attributes)
             figure.replace_self(numbered)
+            for node_id in numbered["ids"]:  # {numref} finds its target through the ids
+                doctree.ids[node_id] = numbered
 
 
 def _caption(node: Any) -> str:

@@ -148,7 +148,7 @@ def test_global_batches_are_the_same_for_any_number_of_processes() -> None:
     one = list(GlobalBatchSampler(10, 4, seed=5))
     for world in (2, 4):
         shards = [list(GlobalBatchSampler(10, 4, rank=r, world=world, seed=5)) for r in range(world)]
-        joined = [sum((shard[i] for shard in shards), []) for i in range(len(one))]
+        joined = [[index for shard in shards for index in shard[i]] for i in range(len(one))]
         assert joined == one
     evaluation = [list(GlobalBatchSampler(7, 2, rank=r, world=2, shuffle=False)) for r in range(2)]
     assert sorted(i for shard in evaluation for batch in shard for i in batch) == list(range(7))

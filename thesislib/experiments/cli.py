@@ -104,7 +104,16 @@ def _launch(args: argparse.Namespace, words: list[str]) -> int:
         "--standalone",
         f"--nproc_per_node={args.nproc}",
     ]
-    command += ["-m", "thesislib", *words, "--nproc", "1"]
+    forwarded, skip = [], False
+    for word in words:  # torchrun would read --nproc as its own --nproc-per-node: the workers do not need it
+        if skip or word.startswith("--nproc="):
+            skip = False
+            continue
+        if word == "--nproc":
+            skip = True
+            continue
+        forwarded.append(word)
+    command += ["-m", "thesislib", *forwarded]
     return subprocess.run(command, check=False).returncode
 
 

@@ -279,3 +279,31 @@ def test_resume_and_teacher_lookup(data_path: Path, tmp_path: Path) -> None:
     assert again.metrics == first.metrics and again.run_id == first.run_id
     with pytest.raises(FileNotFoundError, match="run `thesislib experiments run t43-c10-wrn-40-2-s-scratch"):
         run_experiment("secl-wrn-40-2-acdc-at", tmp_path / "p", device="cpu", epochs=1, progress=False)
+
+
+def test_batch_grid_runs_experiment_jobs(data_path: Path, tmp_path: Path) -> None:
+    """``thesislib batch`` grids take ``experiment:`` entries; their records go into the results store."""
+    from thesislib.runs.batch import _execute, expand_grid
+    from thesislib.runs.results import read_sqlite, store_notebook
+
+    grid = tmp_path / "grid.yml"
+    grid.write_text(
+        "profile: smoke\nruns:\n  - experiment: t44-resnet18-0.5-s-scratch\n    parameters:\n      seed: [0, 1]\n"
+    )
+    runs = expand_grid(grid, tmp_path / "out")
+    assert [r.output.name for r in runs] == [
+        "t44-resnet18-0.5-s-scratch.ipynb",
+        "t44-resnet18-0.5-s-scratch__seed=1.ipynb",
+    ]
+    torch.set_num_threads(1)
+    for run in runs:
+        outcome = _execute(run)
+        assert outcome.status == "executed", outcome.error
+        store_notebook(tmp_path / "results.sqlite", run.output)
+    table = read_sqlite(tmp_path / "results.sqlite")
+    errors = table[(table["notebook"] == "t44-resnet18-0.5-s-scratch") & (table["name"] == "top1_error")]
+    assert len(errors) == 2 and sorted(json.loads(p)["seed"] for p in errors["parameters"]) == [0, 1]
+    bad = tmp_path / "bad.yml"
+    bad.write_text("profile: smoke\nruns:\n  - experiment: secl-lr-wrn-40-2-acdc-at\n")
+    with pytest.raises(ValueError, match="cannot run yet"):
+        expand_grid(bad, tmp_path / "out")

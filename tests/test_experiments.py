@@ -307,3 +307,33 @@ def test_batch_grid_runs_experiment_jobs(data_path: Path, tmp_path: Path) -> Non
     bad.write_text("profile: smoke\nruns:\n  - experiment: secl-lr-wrn-40-2-acdc-at\n")
     with pytest.raises(ValueError, match="cannot run yet"):
         expand_grid(bad, tmp_path / "out")
+
+
+def test_chapter_table_shows_runs_and_commands(data_path: Path, tmp_path: Path) -> None:
+    """Paper-profile records found are shown beside the thesis; the others get their command and cost."""
+    import pandas as pd
+
+    from thesislib.experiments import chapter_table
+    from thesislib.experiments.runner import _write_outputs
+
+    experiment = get_experiment("t45-erfnet-gn-at")
+    history = pd.DataFrame([{"epoch": 1, "loss": 1.0, "mean_iou": 67.5}])
+    extra = {"run_id": "abc", "seconds": 1.0, "world_size": 4}
+    _write_outputs(
+        tmp_path / experiment.name, experiment, "paper", 0, None, history, {"mean_iou": 67.5}, extra
+    )
+    table = chapter_table("4", [tmp_path, tmp_path / "missing"]).set_index("experiment")
+    row = table.loc["t45-erfnet-gn-at"]
+    assert row["thesis"] == pytest.approx(68.11) and row["this project"] == pytest.approx(67.5)
+    assert row["status"] == "ran (1 seed)"
+    other = table.loc["t45-erfnet-gn-scratch"]
+    assert (
+        pd.isna(other["this project"])
+        and "thesislib experiments run t45-erfnet-gn-scratch --profile paper" in other["status"]
+    )
+    assert (
+        "cannot run yet"
+        in chapter_table("secl").set_index("experiment").loc["secl-lr-wrn-40-2-acdc-at", "status"]
+    )
+    with pytest.raises(ValueError, match="valid: 4, 5, secl"):
+        chapter_table("6")

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-dir", type=Path, help="where teachers' run folders are (default: --out)")
     parser.add_argument("--workers", type=int, help="DataLoader workers per process (default 8; smoke 0)")
     parser.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    parser.add_argument(
+        "--sync-bn", action="store_true", help="batch norm over the global batch with --nproc N (CUDA only)"
+    )
 
 
 def _listing(args: argparse.Namespace) -> int:
@@ -144,6 +147,7 @@ def run(args: argparse.Namespace, words: list[str] | None = None) -> int:
         epochs=args.epochs,
         teacher_dir=args.teacher_dir,
         workers=args.workers,
+        sync_batchnorm=args.sync_bn,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in output.metrics.items())

@@ -15,7 +15,10 @@
 Several processes: launched by ``torchrun`` (``thesislib experiments run NAME --nproc N`` does it),
 each process joins the process group (NCCL on CUDA, Gloo on CPU), takes its share of every global
 batch and of the test set; the Trainer averages gradients (DistributedDataParallel) and rank 0 writes.
-Mixed precision is on for CUDA runs of the paper profile (``amp=False`` turns it off).
+Mixed precision is on for CUDA runs of the paper profile (``amp=False`` turns it off). Batch norm
+normalises each process' share of the batch, as the thesis' multi-GPU runs did (Table 4.4: "256 ...
+across 4 GPUs"), so results can depend a little on the number of processes; ``sync_batchnorm=True``
+(CUDA only) normalises over the whole global batch instead, as one GPU would.
 
 Profiles: ``paper`` uses every setting of the spec; ``smoke`` runs the same code for one epoch with
 a global batch of 4 on tiny data (random CIFAR-shaped tensors; the ImageNet/Cityscapes folders found
@@ -451,6 +454,7 @@ def run_experiment(
     workers: int | None = None,
     progress: bool = True,
     smoke: SmokeSizes | None = None,
+    sync_batchnorm: bool = False,
 ) -> RunOutput:
     """Train (or evaluate) experiment ``name`` into ``run_folder(out, name, seed)``; see the module docstring.
 
@@ -492,6 +496,10 @@ def run_experiment(
 
     options = {"auxiliary": True} if experiment.model.name == "darts" else {}
     model = models.build(experiment.model, classes, **options)
+    if sync_batchnorm and world > 1:
+        if run_device.type != "cuda":
+            raise ValueError("sync_batchnorm needs CUDA (PyTorch's SyncBatchNorm has no CPU implementation)")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     teacher = _teacher(experiment, sizes is not None, teacher_dir, run_device)
     if experiment.task == "classification":
         if experiment.dataset.startswith("cifar"):

@@ -9,6 +9,8 @@ Sub-commands::
     thesislib results [DIR] [--db FILE]          collect glued results into pandas + SQLite
     thesislib claims [DIR] [--json]              the claims ledger: every thesis claim's verdict from runs
     thesislib book [--profile P | --from DIR]    execute (cached) and build the Jupyter Book
+    thesislib experiments [list|settings NAME|run NAME [--nproc N]]
+                                                 every GPU-scale experiment of chapters 4, 5 and SECL
     thesislib count MODEL [--block SPEC] [--classes N] [--input CxHxW] [--json]
                                                  parameters and mult-adds (thesislib.counting)
     thesislib count MODEL --substitute METHOD (--setting X | --params-budget P) [--linear] [--json]
@@ -100,6 +102,13 @@ def _parser(words: list[str] | None = None) -> argparse.ArgumentParser:
     else:  # the real options come from thesislib.claims.cli, imported only when the command runs
         claims.add_argument("directory", nargs="?", type=Path, metavar="DIR")
         claims.add_argument("--json", action="store_true")
+
+    experiments = commands.add_parser(
+        "experiments", help="list, inspect or run the thesis-scale experiments (GPU; torchrun for --nproc N)"
+    )
+    from thesislib.experiments.cli import add_arguments as experiment_arguments
+
+    experiment_arguments(experiments)
 
     book = commands.add_parser("book", help="execute the notebooks (cached) and build the HTML book")
     source = book.add_mutually_exclusive_group()
@@ -256,7 +265,7 @@ def _wants(command: str, words: list[str] | None) -> bool:
     return command in [word for word in (words or []) if not word.startswith("-")][:1]
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, words: list[str] | None = None) -> int:
     if args.command == "data":
         from thesislib.data import cli_data
 
@@ -291,6 +300,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from thesislib.claims.cli import run
 
         return run(args)
+    if args.command == "experiments":
+        from thesislib.experiments.cli import run as run_experiments
+
+        return run_experiments(args, words)
     if args.command == "book":
         from thesislib.runs import cli_book
 
@@ -325,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     args = _parser(words).parse_args(words)
     try:
-        return _dispatch(args)
+        return _dispatch(args, words)
     except KeyboardInterrupt:
         print(f"thesislib {args.command}: interrupted", file=sys.stderr)
         return 130

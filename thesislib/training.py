@@ -20,6 +20,12 @@ bit-identical weights and metrics::
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     trainer = Trainer(model, optimizer, data, cross_entropy_loss, config, hparams=hparams)
     history = trainer.fit()  # one row per epoch; trainer.step_history has one row per step
+
+Several processes (``torchrun``, :mod:`thesislib.distributed`): when a ``torch.distributed`` process
+group is initialised, :class:`Trainer` wraps the model in ``DistributedDataParallel`` (gradients are
+averaged over the processes), logs the loss averaged over the processes, and only rank 0 writes
+checkpoints (holding every rank's random-number state). The caller gives each process its share of
+every global batch (:class:`ShardedBatches`) and an ``evaluate`` that sums over the processes.
 """
 
 from __future__ import annotations
@@ -47,8 +53,10 @@ from tqdm.auto import tqdm
 from thesislib.atomic import atomic_path
 
 __all__ = [
+    "FAULT_ENV",
     "NOT_HASHED",
     "LossFn",
+    "ShardedBatches",
     "TensorBatches",
     "TrainConfig",
     "Trainer",
@@ -258,6 +266,58 @@ class TensorBatches:
             yield batch if self.transform is None else self.transform(batch)
 
 
+class ShardedBatches:
+    """This process's share of every batch of ``batches`` (all processes draw the same global batches).
+
+    With ``world`` processes each global batch is cut into ``world`` near-equal consecutive slices and
+    process ``rank`` yields its slice, so N processes together see exactly the batches one process
+    would (same order, same augmentation), and ``DistributedDataParallel``'s gradient average equals
+    the single-process gradient when the slices are equal (global batch divisible by ``world``).
+    Suits data held on the device (CIFAR); file-backed data shards its index sampler instead.
+    """
+
+    def __init__(self, batches: Iterable[Any], rank: int, world: int) -> None:
+        if world < 1 or not 0 <= rank < world:
+            raise ValueError(f"need 0 <= rank < world, got rank {rank} of {world}")
+        self.batches = batches
+        self.rank = rank
+        self.world = world
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.batches, "set_epoch"):
+            self.batches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
+
+    def _slice(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return torch.tensor_split(value, self.world)[self.rank]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._slice(item) for item in value)
+        if isinstance(value, Mapping):
+            return {key: self._slice(item) for key, item in value.items()}
+        return value
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.batches:
+            yield self._slice(batch)
+
+
+def distributed_context() -> tuple[int, int]:
+    """``(rank, world size)`` of the initialised ``torch.distributed`` process group, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+FAULT_ENV = "THESISLIB_FAULT_AFTER_EPOCH"
+"""Fault injection for tests: a process exits abruptly (``os._exit(17)``) right after the checkpoint of
+this epoch is written, as if killed; the next invocation resumes from that checkpoint."""
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The training loop
 
@@ -276,7 +336,9 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 0
     amp: bool = False
-    """Mixed precision (float16 autocast + gradient scaling); used on CUDA only, ignored elsewhere."""
+    """Mixed precision (float16 autocast + gradient scaling); used on CUDA only, ignored elsewhere.
+    The loss function's float32 casts (e.g. ``logits.float()`` in the distillation losses) keep the
+    losses in full precision."""
     grad_clip: float | None = None
     """Clip the global gradient norm of the optimised parameters to this value."""
     schedule_per: Literal["epoch", "step"] = "epoch"
@@ -328,6 +390,15 @@ class Trainer:
         hparams: the chapter's own settings that define the run (model size, data...); together with
             ``config`` and the optimizer's hyperparameters they form the run identity a checkpoint must
             match.
+        on_epoch: ``on_epoch(epoch)`` called before each training epoch (from 1), e.g. to raise DARTS'
+            drop-path probability (§5.3.1).
+
+    Under ``torch.distributed`` (a process group initialised, e.g. by ``torchrun``) the model is
+    trained through ``DistributedDataParallel`` (``find_unused_parameters=False``); ``batches`` must
+    already be this process's share (:class:`ShardedBatches` or a sharded sampler) and ``evaluate``
+    must return metrics over all processes (it runs on every rank). Logged losses and parts are
+    averaged over the processes; checkpoints hold the unwrapped model, so they do not depend on the
+    number of processes, and are written by rank 0 only.
     """
 
     def __init__(
@@ -341,10 +412,19 @@ class Trainer:
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
         hparams: Any = None,
+        on_epoch: Callable[[int], None] | None = None,
     ) -> None:
         self.config = config
         self.device = select_device(config.device)
         self.model = model.to(self.device)
+        self.on_epoch = on_epoch
+        self.rank, self.world = distributed_context()
+        self.network: nn.Module = self.model  # what the loss function calls: the model, or its DDP wrapper
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
+            self.network = DistributedDataParallel(self.model, device_ids=device_ids)
         self.optimizer = optimizer
         self.batches = batches
         self.loss_fn = loss_fn
@@ -395,6 +475,8 @@ class Trainer:
         resume = config.checkpoint is not None and config.checkpoint.exists()
         if resume or self.epoch == 0:
             seed_everything(config.seed, config.deterministic)
+            if self.rank:  # other ranks draw other dropout masks; rank 0 keeps the single-process stream
+                torch.manual_seed(int(np.random.SeedSequence([config.seed, self.rank]).generate_state(1)[0]))
         if resume:
             self._load(config.checkpoint)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -402,7 +484,7 @@ class Trainer:
             num_batches: int | None = len(self.batches)  # type: ignore[arg-type]
         except TypeError:
             num_batches = None
-        show = progress_enabled(config.progress)
+        show = progress_enabled(config.progress) and self.rank == 0
         epochs = tqdm(
             range(self.epoch + 1, config.epochs + 1),
             initial=self.epoch,
@@ -414,12 +496,14 @@ class Trainer:
             self.model.train()
             if hasattr(self.batches, "set_epoch"):
                 self.batches.set_epoch(epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch)
             steps: list[dict[str, Any]] = []
             start = time.perf_counter()
             bar = tqdm(self.batches, total=num_batches, desc=f"epoch {epoch}", leave=False, disable=not show)
             for batch in bar:
                 with torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext():
-                    out = self.loss_fn(self.model, to_device(batch, self.device))
+                    out = self.loss_fn(self.network, to_device(batch, self.device))
                 loss, parts = out if isinstance(out, tuple) else (out, {})
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
@@ -437,7 +521,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss.item():.4g}")
             if not steps:
                 raise ValueError(f"epoch {epoch} had no batches (drop_last with batch_size > data size?)")
-            steps = _to_floats(steps, self.device)  # one device sync per epoch
+            steps = _to_floats(steps, self.device, self.world)  # one device sync per epoch
             seconds = time.perf_counter() - start
             if self.scheduler is not None and config.schedule_per == "epoch":
                 self.scheduler.step()
@@ -456,6 +540,8 @@ class Trainer:
             self.epoch = epoch
             if config.checkpoint is not None:
                 self._save(config.checkpoint)
+                if os.environ.get(FAULT_ENV) == str(epoch):
+                    os._exit(17)  # simulated kill (tests): no clean-up, no further epochs
             epochs.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("epoch", "seconds")})
         return self.history
 
@@ -463,7 +549,19 @@ class Trainer:
     # Checkpoints
 
     def _save(self, path: Path) -> None:
-        """Write everything the next epoch depends on, atomically."""
+        """Write everything the next epoch depends on, atomically (rank 0; the others wait for it)."""
+        rng = _rng_state()
+        if self.world > 1:
+            import torch.distributed as dist
+
+            ranks: list[Any] = [None] * self.world
+            dist.all_gather_object(ranks, rng)
+            rng = {**rng, "ranks": ranks}
+        if self.rank != 0:
+            import torch.distributed as dist
+
+            dist.barrier()
+            return
         state = {
             "run_id": self.run_id,
             "identity": self.identity,
@@ -472,13 +570,17 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng,
             "batches_rng": _generator_state(self.batches),
             "history": self._history,
             "steps": self._steps,
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def _load(self, path: Path) -> None:
         """Restore a checkpoint written by :meth:`_save` for the same run identity."""
@@ -495,7 +597,22 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        ranks = state["rng"].get("ranks")
+        if ranks is not None and len(ranks) == self.world:
+            _set_rng_state(ranks[self.rank])
+        elif self.world == 1:
+            _set_rng_state(state["rng"])
+        else:  # resumed on another number of processes: reproducible, though not the original stream
+            warnings.warn(
+                f"checkpoint {path} was written by {len(ranks or [0])} process(es), this run has "
+                f"{self.world}: random streams are reseeded",
+                stacklevel=2,
+            )
+            torch.manual_seed(
+                int(
+                    np.random.SeedSequence([self.config.seed, state["epoch"], self.rank]).generate_state(1)[0]
+                )
+            )
         if state["batches_rng"] is not None:
             self.batches.generator.set_state(state["batches_rng"])  # type: ignore[attr-defined]
         self._history = state["history"]
@@ -583,10 +700,19 @@ def _step_row(
     return {"epoch": epoch, "step": step, "loss": loss.detach(), **parts, "lr": lr}
 
 
-def _to_floats(rows: list[dict[str, Any]], device: torch.device) -> list[dict[str, Any]]:
-    """Turn the tensors logged during an epoch into floats with a single device synchronisation."""
+def _to_floats(rows: list[dict[str, Any]], device: torch.device, world: int = 1) -> list[dict[str, Any]]:
+    """Turn the tensors logged during an epoch into floats with a single device synchronisation.
+
+    With ``world > 1`` processes each tensor becomes its mean over the processes (one all-reduce).
+    """
     tensors = [value for row in rows for value in row.values() if isinstance(value, torch.Tensor)]
-    values = iter(torch.stack([t.to(device, torch.float32).reshape(()) for t in tensors]).tolist())
+    stacked = torch.stack([t.to(device, torch.float32).reshape(()) for t in tensors])
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(stacked)
+        stacked = stacked / world
+    values = iter(stacked.tolist())
     return [
         {key: next(values) if isinstance(v, torch.Tensor) else v for key, v in row.items()} for row in rows
     ]

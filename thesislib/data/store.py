@@ -608,12 +608,23 @@ def cli_data(action: str, name: str | None) -> int:
     always returns 0; ``verify`` checks checksums without downloading; ``fetch``
     also downloads what is missing. Unknown actions or names raise ValueError.
     """
+    from thesislib.data.folders import USER_DATASETS, find_folder
+
     if action not in _ACTIONS:
         raise ValueError(f"unknown action {action!r}; valid actions: {', '.join(_ACTIONS)}")
+    if name is not None and name in USER_DATASETS:
+        return _cli_user_data(action, name)
     datasets = [get_dataset(name)] if name is not None else list(DATASETS.values())
     if action == "list":
         rows = [("name", "files", "where", "description")]
         rows += [(d.name, str(len(d.files)), _where(d), d.description) for d in datasets]
+        if name is None:
+            for user in USER_DATASETS.values():
+                root, problems = find_folder(user.name)
+                where = "missing (user-supplied)" if root is None else str(root.parent)
+                rows.append(
+                    (user.name, "folder", where + (" (bad layout)" if problems else ""), user.description)
+                )
         print(_table(rows))
         print(f"\nsearch path ({ENV_DATA}, then data/): {os.pathsep.join(map(str, search_path()))}")
         return 0
@@ -633,4 +644,29 @@ def cli_data(action: str, name: str | None) -> int:
             missing = [status for status in bad if status.state == "missing"]
             if missing:
                 print("\n".join("  " + line for line in _how_to_provide(dataset, missing)))
+    if name is None:  # optional: only the GPU-scale experiments need them, so they do not fail the check
+        print("user-supplied (optional; needed only by the ImageNet/Cityscapes experiments):")
+        for user in USER_DATASETS:
+            _cli_user_data(action, user)
     return 0 if all_good else 1
+
+
+def _cli_user_data(action: str, name: str) -> int:
+    """``thesislib data list|verify|fetch imagenet|cityscapes``: a user-supplied folder is only checked."""
+    from thesislib.data.folders import find_folder, get_user_dataset
+
+    dataset = get_user_dataset(name)
+    root, problems = find_folder(name)
+    if action == "list":
+        print(_table([("name", "where", "description"), (name, str(root or "missing"), dataset.description)]))
+        return 0
+    if root is None:
+        print(f"{name}: not found (user-supplied, never downloaded)")
+        print("  " + dataset.how_to_provide().replace("\n", "\n  "))
+        return 1
+    if problems:
+        print(f"{name}: {root} does not have the expected layout: {'; '.join(problems)}")
+        print("  expected:\n" + dataset.layout)
+        return 1
+    print(f"{name}: ok (layout checked, no checksums: user-supplied folder)  {root}")
+    return 0

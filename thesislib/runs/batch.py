@@ -9,6 +9,14 @@ A grid file (YAML)::
           seed: [0, 1, 2]         # a scalar is shorthand for a one-value list
           device: cpu             # (a list-valued parameter is written [[1, 2, 3]])
 
+An entry may name an experiment job (:mod:`thesislib.experiments`) instead of a notebook; its
+parameters are ``seed`` and ``epochs`` (and ``teacher_dir``), its output a run folder with a record
+notebook the results store reads like an executed notebook::
+
+      - experiment: t43-c100-wrn-40-2-gn4-at
+        parameters:
+          seed: [0, 1, 2]
+
 Paths are relative to the grid file. Each run's output notebook is named by its
 parameters (``00_data__device=cpu__seed=1.ipynb``) in ``runs/batch/<grid name>/``.
 Every name and value is checked against the notebook's typed parameters before
@@ -81,6 +89,8 @@ class GridRun:
     profile: str
     overrides: dict[str, Any]
     output: Path
+    experiment: str | None = None
+    """An experiment job's name (then ``notebook`` is unused and ``output`` is its record notebook)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,9 @@ def expand_grid(
     runs: list[GridRun] = []
     for number, entry in enumerate(spec["runs"], start=1):
         where = f"{grid_file}, run {number}"
+        if isinstance(entry, dict) and "experiment" in entry:
+            runs.extend(_experiment_runs(entry, where, profile, out_dir))
+            continue
         if not isinstance(entry, dict) or not isinstance(entry.get("notebook"), str):
             raise ValueError(f"{where}: needs a 'notebook' key naming a notebook file, got {entry!r}")
         unknown = set(entry) - {"notebook", "parameters"}
@@ -216,12 +229,68 @@ def expand_grid(
     return runs
 
 
+EXPERIMENT_PARAMETERS = ("seed", "epochs", "teacher_dir")
+
+
+def _experiment_runs(entry: dict[str, Any], where: str, profile: str, out_dir: Path) -> list[GridRun]:
+    """The runs of an ``experiment:`` entry (one per parameter combination), checked before anything runs."""
+    from thesislib.experiments.runner import PROFILES as EXPERIMENT_PROFILES
+    from thesislib.experiments.runner import run_folder
+    from thesislib.experiments.spec import get_experiment
+
+    unknown = set(entry) - {"experiment", "parameters"}
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key(s) {sorted(map(str, unknown))}; valid: experiment, parameters"
+        )
+    name = str(entry["experiment"])
+    try:
+        experiment = get_experiment(name)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if experiment.blocked:
+        raise ValueError(f"{where}: experiment {name} cannot run yet: {experiment.blocked}")
+    if profile not in EXPERIMENT_PROFILES:
+        raise ValueError(
+            f"{where}: experiments run in the profiles {', '.join(EXPERIMENT_PROFILES)}, not {profile!r}"
+        )
+    sweep = entry.get("parameters") or {}
+    if not isinstance(sweep, dict) or set(sweep) - set(EXPERIMENT_PARAMETERS):
+        raise ValueError(
+            f"{where}: an experiment's parameters are {', '.join(EXPERIMENT_PARAMETERS)}; got {sweep!r}"
+        )
+    names = sorted(sweep)
+    values = [sweep[key] if isinstance(sweep[key], list) else [sweep[key]] for key in names]
+    runs = []
+    for combination in itertools.product(*values):
+        overrides = dict(zip(names, combination, strict=True))
+        folder = run_folder(out_dir, name, int(overrides.get("seed", 0)))
+        runs.append(GridRun(Path(name), profile, overrides, folder / f"{folder.name}.ipynb", experiment=name))
+    return runs
+
+
 # --- one run on a worker -------------------------------------------------------------------------------
 
 
 def _execute(run: GridRun) -> GridOutcome:
     """Run one grid entry (on a Dask worker); a failing notebook is an outcome, not an exception."""
     start = time.perf_counter()
+    if run.experiment is not None:
+        from thesislib.experiments.runner import run_experiment
+
+        try:
+            run_experiment(
+                run.experiment,
+                run.output.parent.parent,
+                profile=run.profile,
+                seed=int(run.overrides.get("seed", 0)),
+                epochs=run.overrides.get("epochs"),
+                teacher_dir=run.overrides.get("teacher_dir"),
+                progress=False,
+            )
+        except Exception as error:  # one failed run of the grid
+            return GridOutcome(run, "failed", time.perf_counter() - start, f"{type(error).__name__}: {error}")
+        return GridOutcome(run, "executed", time.perf_counter() - start)
     try:
         result = run_notebook(run.notebook, run.profile, run.overrides, run.output, progress=False)
     except NotebookFailed as error:
@@ -232,6 +301,8 @@ def _execute(run: GridRun) -> GridOutcome:
 
 
 def _is_current(run: GridRun) -> bool:
+    if run.experiment is not None:  # the job itself resumes or reloads from its checkpoints
+        return False
     if always_executes(run.notebook):
         return False
     parameters = resolve_parameters(run.notebook, run.profile, run.overrides)
@@ -366,7 +437,8 @@ def run_grid(
         raise ValueError(f"--retries must be 0 or more, got {retries}")
     echo = echo or (lambda text: print(text, file=sys.stderr))
     runs = expand_grid(grid_file, out_dir, profile)
-    folder = check_output_folder(runs[0].output.parent)
+    first = runs[0]
+    folder = check_output_folder(first.output.parent.parent if first.experiment else first.output.parent)
     folder.mkdir(parents=True, exist_ok=True)
     database = Path(database) if database else folder / DATABASE_NAME
     outcomes: dict[int, GridOutcome] = {}

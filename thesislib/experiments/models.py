@@ -1,0 +1,91 @@
+"""The one adapter from an experiment's :class:`~thesislib.experiments.spec.ModelRef` to the existing builders.
+
+Chapter 4's :func:`thesislib.moonshine.build_model` and chapter 5's
+:func:`thesislib.compressed.networks.build_network` build every network; this module only routes to
+them (and wraps torchvision's published ImageNet networks as teachers), so that moving to a unified
+model registry later touches this file alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from thesislib.experiments.spec import ModelRef
+
+__all__ = ["PretrainedResNet", "build", "resolve_setting"]
+
+
+class PretrainedResNet(nn.Module):
+    """A torchvision ResNet (``resnet18``/``resnet34``/``wide_resnet50_2``) returning ``(logits, groups)``.
+
+    ``pretrained=True`` loads torchvision's published ImageNet weights (``weights="DEFAULT"``; torchvision
+    fetches them into its cache once): the teachers of Table 4.4 (§4.5.1) and Table 5.1 (§5.3.1).
+    """
+
+    def __init__(self, name: str, pretrained: bool, num_classes: int = 1000) -> None:
+        super().__init__()
+        import torchvision.models as models
+
+        if name not in ("resnet18", "resnet34", "wide_resnet50_2"):
+            raise ValueError(
+                f"unknown pretrained network {name!r}; valid: resnet18, resnet34, wide_resnet50_2"
+            )
+        builder = getattr(models, name)
+        self.net = (
+            builder(weights="DEFAULT") if pretrained else builder(weights=None, num_classes=num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        net = self.net
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        groups = []
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            x = layer(x)
+            groups.append(x)
+        return net.fc(torch.flatten(net.avgpool(x), 1)), groups
+
+
+_SETTINGS: dict[tuple[Any, ...], float] = {}
+
+
+def resolve_setting(ref: ModelRef) -> float | None:
+    """The substitute's tuning: ``ref.setting``, or solved for ``ref.budget`` (§5.2.4; memoised)."""
+    if ref.substitute is None or ref.setting is not None:
+        return ref.setting
+    key = (ref.name, ref.substitute, ref.budget, ref.linear)
+    if key not in _SETTINGS:
+        from thesislib.compressed.networks import solve_setting
+
+        assert ref.budget is not None
+        _SETTINGS[key] = float(solve_setting(ref.name, ref.substitute, ref.budget, linear=ref.linear).tuning)
+    return _SETTINGS[key]
+
+
+def build(ref: ModelRef, num_classes: int, *, pretrained: bool = True, **options: Any) -> nn.Module:
+    """The network ``ref`` for ``num_classes`` classes; ``pretrained=False`` gives random weights (smoke).
+
+    ``options`` go to the chapter-5 builder (e.g. DARTS' ``auxiliary``, ``drop_path_prob``).
+    """
+    if ref.kind == "moonshine":
+        from thesislib.moonshine.models import build_model
+
+        return build_model(ref.name, block=ref.block, num_classes=num_classes)
+    if ref.kind == "pretrained":
+        return PretrainedResNet(ref.name, pretrained, num_classes)
+    from thesislib.compressed.networks import NETWORKS, build_network
+
+    expected = NETWORKS[ref.name].num_classes
+    if num_classes != expected:
+        raise ValueError(f"{ref.name} is built for {expected} classes, not {num_classes}")
+    substitute_options = {"fast_path": True} if ref.substitute == "acdc" else None
+    return build_network(
+        ref.name,
+        ref.substitute,
+        resolve_setting(ref),
+        linear=ref.linear,
+        substitute_options=substitute_options,
+        **options,
+    )

@@ -21,7 +21,7 @@ bit-identical weights and metrics::
     trainer = Trainer(model, optimizer, data, cross_entropy_loss, config, hparams=hparams)
     history = trainer.fit()  # one row per epoch; trainer.step_history has one row per step
 
-Several processes (``torchrun``, :mod:`thesislib.distributed`): when a ``torch.distributed`` process
+Several processes (``torchrun``, :func:`thesislib.experiments.runner.init_distributed`): when a ``torch.distributed`` process
 group is initialised, :class:`Trainer` wraps the model in ``DistributedDataParallel`` (gradients are
 averaged over the processes), logs the loss averaged over the processes, and only rank 0 writes
 checkpoints (holding every rank's random-number state). The caller gives each process its share of

@@ -6,7 +6,7 @@
 - :mod:`~thesislib.experiments.models`: the one adapter to the existing model builders;
 - :mod:`~thesislib.experiments.data`: CIFAR / ImageNet / Cityscapes batches sharded over processes,
   top-1/top-5 error and mean IoU;
-- :mod:`~thesislib.experiments.runner`: :func:`run_experiment` on the shared Trainer (DDP, AMP,
+- :mod:`~thesislib.experiments.runner`: :func:`~thesislib.experiments.runner.run_experiment` on the shared Trainer (DDP, AMP,
   atomic checkpoints and resume) writing a record notebook the results store reads;
 - :mod:`~thesislib.experiments.table`: :func:`chapter_table`, the thesis' numbers beside ours or the
   command that would produce them.

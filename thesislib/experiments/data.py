@@ -218,7 +218,7 @@ def confusion(
 
 
 def iou_from_confusion(matrix: torch.Tensor, evaluated: int = 19) -> tuple[float, list[float]]:
-    """Mean and per-class IoU (%) = |A∩B|/|A∪B| (Eq. 4.5) of the first ``evaluated`` classes.
+    """Mean and per-class IoU (%) = ``|A∩B| / |A∪B|`` (Eq. 4.5) of the first ``evaluated`` classes.
 
     Classes absent from both the labels and the predictions (union 0) are left out of the mean.
     """

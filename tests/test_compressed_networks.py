@@ -36,6 +36,7 @@ from thesislib.compressed.networks import (
     substitute_spec,
     support_budgets,
     table51_key,
+    torchvision_resnet_groups,
 )
 
 METHODS = ("acdc", "hashed", "rf", "shufflenet", "tt", "tucker")
@@ -425,3 +426,21 @@ def test_cli_count_substitute(capsys):
         assert "error" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --setting and --params-budget are exclusive
         main(["count", "darts", "--substitute", "tt", "--setting", "0.3", "--params-budget", "1M"])
+
+
+def test_torchvision_resnet_groups_gives_torchvision_logits_and_the_four_group_outputs() -> None:
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(weights=None, num_classes=7).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, groups = torchvision_resnet_groups(net, x)
+        expected = net(x)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    assert [tuple(g.shape) for g in groups] == [
+        (2, 64, 16, 16),
+        (2, 128, 8, 8),
+        (2, 256, 4, 4),
+        (2, 512, 2, 2),
+    ]

@@ -98,6 +98,7 @@ __all__ = [
     "substitute_spec",
     "support_budgets",
     "table51_key",
+    "torchvision_resnet_groups",
 ]
 
 Builder = Callable[[SubstituteSpec | None, bool, dict[str, Any]], nn.Module]
@@ -322,6 +323,20 @@ def _darts(spec: SubstituteSpec | None, linear: bool, options: dict[str, Any]) -
 # WRN-50-2 (ImageNet), by module surgery on torchvision's wide_resnet50_2
 
 
+def torchvision_resnet_groups(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A torchvision ResNet's forward pass returning ``(logits, [layer1, …, layer4 outputs])``.
+
+    The four residual groups' outputs are the attention-transfer points of the thesis' ImageNet
+    experiments (§4.5.1, §5.3.1).
+    """
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    groups = []
+    for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+        x = layer(x)
+        groups.append(x)
+    return net.fc(torch.flatten(net.avgpool(x), 1)), groups
+
+
 class WRN50_2(nn.Module):
     """torchvision's ``wide_resnet50_2`` (a ResNet-50 with twice as wide bottlenecks; 68.9M parameters).
 
@@ -336,13 +351,7 @@ class WRN50_2(nn.Module):
         self.net = wide_resnet50_2(weights=None, num_classes=num_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        net = self.net
-        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-        groups = []
-        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
-            x = layer(x)
-            groups.append(x)
-        return net.fc(torch.flatten(net.avgpool(x), 1)), groups
+        return torchvision_resnet_groups(self.net, x)
 
 
 def _wrn50_2(spec: SubstituteSpec | None, linear: bool, options: dict[str, Any]) -> nn.Module:

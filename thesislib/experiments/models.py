@@ -39,13 +39,9 @@ class PretrainedResNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        net = self.net
-        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-        groups = []
-        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
-            x = layer(x)
-            groups.append(x)
-        return net.fc(torch.flatten(net.avgpool(x), 1)), groups
+        from thesislib.compressed.networks import torchvision_resnet_groups
+
+        return torchvision_resnet_groups(self.net, x)
 
 
 _SETTINGS: dict[tuple[Any, ...], float] = {}

@@ -337,3 +337,19 @@ def test_chapter_table_shows_runs_and_commands(data_path: Path, tmp_path: Path) 
     )
     with pytest.raises(ValueError, match="valid: 4, 5, secl"):
         chapter_table("6")
+
+
+def test_chapter_table_of_several_chapters_and_its_summary(tmp_path: Path) -> None:
+    """Several chapters' rows come in the order asked; the summary line counts runs and blocked jobs."""
+    from thesislib.experiments.table import chapter_table, status_summary
+
+    five, secl = chapter_table("5", [tmp_path]), chapter_table("secl", [tmp_path])
+    both = chapter_table(("5", "secl"), [tmp_path])
+    assert list(both["experiment"]) == [*five["experiment"], *secl["experiment"]]
+    blocked = int(both["status"].str.startswith("cannot run").sum())
+    assert blocked >= 1
+    assert (
+        status_summary(both) == f"{len(both)} jobs: 0 with paper-profile runs here, {blocked} cannot run yet"
+    )
+    with pytest.raises(ValueError, match="unknown chapter '6'"):
+        chapter_table(("5", "6"))

@@ -8,14 +8,14 @@ estimated cost. Nothing is filled in that was not measured: a missing run stays 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from thesislib.experiments.spec import EXPERIMENTS, Experiment
 
-__all__ = ["CHAPTERS", "chapter_table", "command", "paper_results"]
+__all__ = ["CHAPTERS", "chapter_table", "command", "paper_results", "status_summary"]
 
 CHAPTERS = ("4", "5", "secl")
 
@@ -55,21 +55,23 @@ def _thesis_value(experiment: Experiment) -> float | None:
     return None if pd.isna(value) else float(value)
 
 
-def chapter_table(chapter: str, results_dirs: Iterable[str | Path] = ()) -> pd.DataFrame:
+def chapter_table(chapter: str | Sequence[str], results_dirs: Iterable[str | Path] = ()) -> pd.DataFrame:
     """A chapter's (``"4"``, ``"5"`` or ``"secl"``) paper-scale experiments, one row each.
+
+    ``chapter`` may also be several chapters (e.g. ``("5", "secl")``): their rows one after another.
 
     Columns: ``experiment``, ``thesis location``, ``data``, ``model``, ``method``, ``metric``, ``thesis``
     (the reported value, empty where the thesis reports it only in a figure), ``this project``
     (mean over the seeds found), ``seeds``, and ``status``: ``"ran (n seeds)"``, or the command to
     run with its estimated GPU-hours, or why the job cannot run yet.
     """
-    if chapter not in CHAPTERS:
-        raise ValueError(f"unknown chapter {chapter!r}; valid: {', '.join(CHAPTERS)}")
+    chapters = (chapter,) if isinstance(chapter, str) else tuple(chapter)
+    for name in chapters:
+        if name not in CHAPTERS:
+            raise ValueError(f"unknown chapter {name!r}; valid: {', '.join(CHAPTERS)}")
     found = paper_results(results_dirs)
     rows = []
-    for experiment in EXPERIMENTS.values():
-        if experiment.chapter != chapter:
-            continue
+    for experiment in (e for name in chapters for e in EXPERIMENTS.values() if e.chapter == name):
         mine = found[found["experiment"] == experiment.name]
         if len(mine):
             status = f"ran ({len(mine)} seed{'s' if len(mine) > 1 else ''})"
@@ -94,3 +96,10 @@ def chapter_table(chapter: str, results_dirs: Iterable[str | Path] = ()) -> pd.D
             }
         )
     return pd.DataFrame(rows)
+
+
+def status_summary(table: pd.DataFrame) -> str:
+    """One line on a :func:`chapter_table`: how many jobs, how many ran here, how many cannot run yet."""
+    ran = int((table["seeds"] > 0).sum())
+    blocked = int(table["status"].str.startswith("cannot run").sum())
+    return f"{len(table)} jobs: {ran} with paper-profile runs here, {blocked} cannot run yet"

@@ -72,12 +72,12 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check thesislib tests benchmarks .ci
+	$(BIN)/ruff check thesislib tests benchmarks .ci notebooks
 	$(BIN)/ruff format --check thesislib tests benchmarks .ci
 
 format: setup
 	$(BIN)/ruff format thesislib tests benchmarks
-	$(BIN)/ruff check --fix thesislib tests benchmarks
+	$(BIN)/ruff check --fix thesislib tests benchmarks notebooks
 
 clean:
 	rm -rf book/_build runs

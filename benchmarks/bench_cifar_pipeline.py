@@ -30,7 +30,7 @@ from thesislib.training import seed_everything, select_device
 
 def train_step_rate(name: str, block: str, batches: CifarBatches, steps: int, device: torch.device) -> float:
     """Images/s of full training steps (after one warm-up step) of ``name`` with ``block``."""
-    from thesislib.moonshine.models import build_model
+    from thesislib.models import build_model
 
     seed_everything(0)
     model = build_model(name, block=block, num_classes=10).to(device).train()

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from thesislib.data import load_cifar
 from thesislib.data.augment import CifarBatches, cifar_normalisation, pil_loader
-from thesislib.moonshine import build_model
+from thesislib.models import build_model
 from thesislib.moonshine.distillation import DistillationLoss, DistillationSettings
 from thesislib.moonshine.recipes import CifarData, ModelSpec, Recipe, downsample, train
 from thesislib.training import TrainConfig, Trainer, seed_everything

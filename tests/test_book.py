@@ -10,12 +10,14 @@ from __future__ import annotations
 import ast
 import json
 import re
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from thesislib.glue import plain_text
+from thesislib.paths import PROJECT_ROOT
 from thesislib.runs import book, explorer, launch
 from thesislib.runs.sphinx_book import equation_number
 
@@ -427,3 +429,18 @@ def test_outputs_named_tbl_are_numbered_as_tables() -> None:
     kinds = {node["names"][0]: type(node) for node in document.findall(nodes.figure)}
     assert kinds == {"tbl-counts": sphinx_book.NumberedTable, "fig-plot": nodes.figure}
     assert sphinx_book._caption(next(document.findall(sphinx_book.NumberedTable))) == "tbl-counts caption"
+
+
+def test_notebooks_pass_the_library_linter() -> None:
+    """Notebook code is linted by ruff with the library's rules (pyproject.toml), so a notebook cannot
+    hide an unused import, a shadowed name or a silent ``zip`` truncation that the library would not."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]')")
+    result = subprocess.run(
+        [ruff, "check", "--no-cache", "notebooks"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

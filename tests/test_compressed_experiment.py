@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from thesislib.compressed import SUBSTITUTES, Substitute, crs_factor
-from thesislib.compressed.budget import network_counter
+from thesislib.compressed.budget import count_parameters
 from thesislib.compressed.experiment import (
     METHODS,
     PROTOCOLS,
@@ -28,9 +28,8 @@ from thesislib.compressed.experiment import (
     run_experiment,
     solve_grid,
     student_builder,
-    student_counter,
-    substituted_student,
 )
+from thesislib.models import build_model, parameter_counter
 from thesislib.moonshine.recipes import ZAGORUYKO_CIFAR, CifarData, ModelSpec, Recipe, train
 from thesislib.paths import PROJECT_ROOT
 from thesislib.runs.profiles import notebook_parameters
@@ -60,7 +59,7 @@ RECIPE = CRSRecipe(epochs=3, batch_size=16, lr=0.05, weight_decay=5e-4, schedule
 
 
 def tiny_grid() -> pd.DataFrame:
-    count = student_counter(NETWORK)
+    count = parameter_counter(NETWORK)
     return solve_grid(count, [4000.0], methods=("rf",), labels=["B1"])
 
 
@@ -69,7 +68,7 @@ def tiny_grid() -> pd.DataFrame:
 
 
 def test_student_is_separable_and_substituted() -> None:
-    model = substituted_student(NETWORK, "tt:0.5")
+    model = build_model(NETWORK, substitute="tt:0.5")
     subs = [m for m in model.modules() if isinstance(m, Substitute)]
     assert subs and all(m.method == "tt" for m in subs)
     # two separable convs per block, one block per group in a WRN-10
@@ -90,13 +89,14 @@ def test_student_is_separable_and_substituted() -> None:
         ("conv1x1", 0.0),
     ],
 )
-def test_student_counter_equals_building_the_network(method: str, tuning: float) -> None:
-    slow = network_counter(lambda spec: substituted_student(NETWORK, spec))
-    assert student_counter(NETWORK)(method, tuning) == slow(method, tuning)
+def test_parameter_counter_equals_building_the_network(method: str, tuning: float) -> None:
+    setting = None if method == "conv1x1" else tuning
+    built = count_parameters(lambda: build_model(NETWORK, substitute=method, setting=setting))
+    assert parameter_counter(NETWORK)(method, tuning) == built
 
 
 def test_budget_grid_hits_targets_inside_the_common_support() -> None:
-    count = student_counter(NETWORK)
+    count = parameter_counter(NETWORK)
     curves, (low, high), targets = matched_budgets(count, budgets=2, points=9)
     assert set(curves["method"]) == set(METHODS)
     assert targets == [high, low] and low < high
@@ -141,9 +141,7 @@ def test_plan_runs_main_grid_then_ablations() -> None:
 
 
 def test_crs_recipe_uses_the_network_wide_ratio_of_the_thesis_code() -> None:
-    from thesislib.moonshine.models import build_model
-
-    model = substituted_student(NETWORK, "tt:0.5")
+    model = build_model(NETWORK, substitute="tt:0.5")
     ratio = sum(p.numel() for p in model.parameters()) / sum(
         p.numel() for p in build_model(NETWORK).parameters()
     )
@@ -178,7 +176,7 @@ def test_summed_decay_and_the_thesis_matched_arm() -> None:
 
 
 def test_crs_recipe_layer_scope_carries_each_layers_ratio() -> None:
-    model = substituted_student(NETWORK, "hashed:0.1")
+    model = build_model(NETWORK, substitute="hashed:0.1")
     optimizer = RECIPE.replace(crs_scope="layer").optimizer(model)
     subs = {id(p): m for m in model.modules() if isinstance(m, Substitute) for p in m.parameters()}
     seen = 0

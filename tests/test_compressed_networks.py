@@ -14,7 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from thesislib import reference
-from thesislib.compressed.budget import budgets_in_support, common_support, solve_budget, tuning_curves
+from thesislib.compressed.budget import (
+    budgets_in_support,
+    common_support,
+    parse_count,
+    solve_budget,
+    tuning_curves,
+)
 from thesislib.compressed.darts import (
     DARTSNetwork,
     auxiliary_loss,
@@ -24,20 +30,16 @@ from thesislib.compressed.darts import (
 )
 from thesislib.compressed.networks import (
     BUDGET_KEYS,
-    NETWORKS,
     TABLE51_ROWS,
     SubstitutedLinear,
     budget_grid,
-    build_network,
-    count_network,
-    network_counter,
-    parse_count,
     reproduce_table51_row,
     substitute_spec,
     support_budgets,
     table51_key,
     torchvision_resnet_groups,
 )
+from thesislib.models import build_model, count_model, model_family, parameter_counter
 
 METHODS = ("acdc", "hashed", "rf", "shufflenet", "tt", "tucker")
 TABLE51 = reference.table("ch5_table51")["value"]
@@ -61,7 +63,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def counters():
     """Fast parameter counters per network (memoised skeletons), shared by the module's tests."""
-    return {name: network_counter(name) for name in ("wrn-28-10", "darts", "wrn-50-2")}
+    return {name: parameter_counter(name) for name in ("wrn-28-10", "darts", "wrn-50-2")}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -71,21 +73,21 @@ def counters():
 def test_dense_parameter_counts():
     """WRN-28-10 36.5M (§5.3.3), WRN-50-2 68.9M and ≈11G mult-adds (Table 5.1), DARTS-V2 3.3M."""
     with torch.device("meta"):  # parameters only: no forward pass needed
-        wrn = sum(p.numel() for p in build_network("wrn-28-10").parameters())
+        wrn = sum(p.numel() for p in build_model("wrn-28-10").parameters())
     assert round(wrn / 1e5) / 10 == BUDGETS["wrn28_10_dense_params"] / 1e6  # 36,479,194 -> 36.5M
-    imagenet = count_network("wrn-50-2")
+    imagenet = count_model("wrn-50-2")
     assert round(imagenet.parameters / 1e5) / 10 == TABLE51["wrn50_2_dense_params"] / 1e6  # 68,883,240
     assert round(imagenet.mult_adds / 1e9) == TABLE51["wrn50_2_dense_madds"] / 1e9  # 11.41G -> "11G"
     # the compression percentages of Table 5.1 imply the base: 0.91G / 8.00% = 11.375G
     implied = TABLE51["wrn50_2_shufflenet_low_madds"] / (TABLE51["wrn50_2_shufflenet_low_madds_pct"] / 100)
     assert close(imagenet.mult_adds, implied, 0.01)
-    assert network_counter("darts")("conv1x1", 0) == 3_349_342  # the published DARTS-V2 "3.3M"
+    assert parameter_counter("darts")("conv1x1", 0) == 3_349_342  # the published DARTS-V2 "3.3M"
 
 
 def test_darts_with_auxiliary_head_is_the_thesis_38m():
     """§5.3.3 quotes 3.8×10⁶ parameters for DARTS: that is DARTS-V2 *with* its auxiliary head."""
     with torch.device("meta"):
-        model = build_network("darts")
+        model = build_model("darts")
     total = sum(p.numel() for p in model.parameters())
     assert round(total / 1e5) / 10 == BUDGETS["darts_dense_params"] / 1e6  # 3,825,768 -> 3.8M
     assert counted_parameters(model) == 3_349_342  # the head is excluded from test-time counts
@@ -100,8 +102,8 @@ def test_meta_counts_equal_real_counts():
         ("darts", "shufflenet", 2, small),
         ("wrn-40-2", "tt", 0.3, {}),
     ):
-        meta = count_network(name, method, setting, **options)
-        real = count_network(name, method, setting, device="cpu", **options)
+        meta = count_model(name, substitute=method, setting=setting, **options)
+        real = count_model(name, substitute=method, setting=setting, device="cpu", **options)
         assert (meta.parameters, meta.mult_adds, meta.by_kind) == (
             real.parameters,
             real.mult_adds,
@@ -120,11 +122,15 @@ def test_fast_counter_equals_built_network(counters, name):
     }
     for method in methods[name]:
         with torch.device("meta"):
-            model = build_network(name, method, settings[method], **NETWORKS[name].test_options)
+            model = build_model(
+                name, substitute=method, setting=settings[method], **model_family(name)[0].test_options
+            )
         assert counters[name](method, settings[method]) == sum(p.numel() for p in model.parameters()), method
     with torch.device("meta"):
-        model = build_network(name, "hashed", 0.1, linear=True, **NETWORKS[name].test_options)
-    plus_linear = network_counter(name, linear=True)("hashed", 0.1)
+        model = build_model(
+            name, substitute="hashed", setting=0.1, linear=True, **model_family(name)[0].test_options
+        )
+    plus_linear = parameter_counter(name, linear=True)("hashed", 0.1)
     assert plus_linear == sum(p.numel() for p in model.parameters()) < counters[name]("hashed", 0.1)
 
 
@@ -149,9 +155,10 @@ NOT_PRINTED = {
 }
 
 
-def printed(value: float, quantity: str) -> float:
+def printed(value: float, quantity: str) -> str:
+    """``value`` as Table 5.1 prints ``quantity``: in its unit, rounded half up to its decimals."""
     unit, decimals = PRINTED[quantity]
-    return round(value / unit, decimals)
+    return reference.as_printed(value / unit, decimals)
 
 
 @pytest.mark.parametrize(
@@ -185,8 +192,8 @@ def test_shufflenet_unit_takes_the_replaced_convs_kernel():
     from thesislib.compressed.shufflenet import LinearShuffleNet
 
     with torch.device("meta"):
-        wrn = build_network("wrn-50-2", "shufflenet", 4)
-        darts = build_network("darts", "shufflenet", 2, auxiliary=False)
+        wrn = build_model("wrn-50-2", substitute="shufflenet", setting=4)
+        darts = build_model("darts", substitute="shufflenet", setting=2, auxiliary=False)
     block = wrn.net.layer2[0]
     assert (block.conv1.kernel_size, block.conv2.kernel_size, block.conv3.kernel_size) == (1, 3, 1)
     assert (block.downsample[0].kernel_size, block.downsample[0].stride, block.conv2.stride) == (1, 2, 2)
@@ -203,15 +210,15 @@ def test_shufflenet_unit_takes_the_replaced_convs_kernel():
 def test_table51_needs_the_bottleneck_1x1_convs_substituted():
     """Table 5.1 substitutes WRN-50-2's 1×1 convs too: with only the 3×3 convs made separable and
     substituted, even the smallest RF / HashedNet networks keep > 23M parameters (rows: 4.35M)."""
-    dense_1x1 = network_counter("wrn-50-2", substitute_1x1=False)
+    dense_1x1 = parameter_counter("wrn-50-2", substitute_1x1=False)
     assert dense_1x1("rf", 0.02) > 23e6 and dense_1x1("hashed", 0.002) > 23e6
-    assert network_counter("wrn-50-2")("rf", 0.02) < TABLE51["wrn50_2_rf_low_params"]
+    assert parameter_counter("wrn-50-2")("rf", 0.02) < TABLE51["wrn50_2_rf_low_params"]
 
 
 def test_table51_shufflenet_needs_the_codes_bottleneck():
     """With §5.2.3's "input channels / 4" bottleneck the ShuffleNet rows miss by 8–12%; the thesis'
     code used ``out_channels // 4`` (the default here), which lands within 0.1%."""
-    text, code = network_counter("wrn-50-2", shufflenet_bottleneck="in"), network_counter("wrn-50-2")
+    text, code = parameter_counter("wrn-50-2", shufflenet_bottleneck="in"), parameter_counter("wrn-50-2")
     for budget in ("low", "high"):
         params = TABLE51[f"wrn50_2_shufflenet_{budget}_params"]
         assert abs(solve_budget(text, "shufflenet", params).relative_error) > 0.05
@@ -293,19 +300,23 @@ def test_secl_wrn40_2_acdc_counts():
       blocks apply ReLU functionally, so the counter skips them) gives 33.1M.
     - SECL-LR (38.7K, ACDC-parameterised *grouped* 3×3 convs too) has no defined equivalent here.
     """
-    dense = count_network("wrn-40-2")
+    dense = count_model("wrn-40-2")
     assert (
         dense.parameters == 2_243_546
         and round(dense.parameters / 1e4) / 100 == BUDGETS["secl_wrn40_2_params"] / 1e6
     )
     assert round(dense.mult_adds / 1e6) == BUDGETS["secl_wrn40_2_madds"] / 1e6
-    one = count_network("wrn-40-2", "acdc", 1, substitute_options={"count_cheaper": True})
+    one = count_model("wrn-40-2", substitute="acdc", setting=1, substitute_options={"count_cheaper": True})
     assert one.parameters == 46_442
     assert round(one.parameters / 100) / 10 == BUDGETS["secl_wrn40_2_secl_params"] / 1e3
     assert close(one.mult_adds, BUDGETS["secl_wrn40_2_secl_madds"], 0.12)  # 29.4M vs 33.2M
-    twelve = count_network("wrn-40-2", "acdc", 12, substitute_options={"count_cheaper": True})
+    twelve = count_model(
+        "wrn-40-2", substitute="acdc", setting=12, substitute_options={"count_cheaper": True}
+    )
     assert twelve.parameters == 105_578
-    assert twelve.mult_adds == count_network("wrn-40-2", "conv1x1").mult_adds  # dense is cheaper everywhere
+    assert (
+        twelve.mult_adds == count_model("wrn-40-2", substitute="conv1x1").mult_adds
+    )  # dense is cheaper everywhere
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -315,7 +326,7 @@ def test_secl_wrn40_2_acdc_counts():
 def test_darts_forward_auxiliary_and_drop_path():
     """DARTS: groups at 32/16/8 pixels; the auxiliary head runs only in training; drop path is seeded."""
     torch.manual_seed(0)
-    model = build_network("darts", "rf", 0.1, channels=8, layers=5, drop_path_prob=0.2)
+    model = build_model("darts", substitute="rf", setting=0.1, channels=8, layers=5, drop_path_prob=0.2)
     x = torch.randn(2, 3, 32, 32)
     model.train()
     logits, groups = model(x)
@@ -361,7 +372,7 @@ def test_darts_dense_pointwise_factory_is_the_default():
 def test_wrn50_2_surgery_and_plus_linear():
     """WRN-50-2: every conv but the 7×7 stem is substituted; "+Linear" swaps the classifier's weight."""
     with torch.device("meta"):
-        model = build_network("wrn-50-2", "hashed", 0.1, linear=True)
+        model = build_model("wrn-50-2", substitute="hashed", setting=0.1, linear=True)
     convs = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1]
     assert convs == ["net.conv1"]
     assert isinstance(model.net.fc, SubstitutedLinear)
@@ -378,8 +389,8 @@ def test_specs_and_budgets_are_validated():
     for bad in ("12 parameters", "-3M", "", "0"):
         with pytest.raises(ValueError):
             parse_count(bad)
-    with pytest.raises(ValueError, match="valid: wrn-28-10"):
-        build_network("resnet-18")
+    with pytest.raises(ValueError, match="unknown model 'resnet-18'; known: wrn: wrn-40-2"):
+        build_model("resnet-18")
     with pytest.raises(ValueError, match="needs a setting"):
         substitute_spec("tt")
     with pytest.raises(ValueError, match="unknown substitute"):
@@ -387,9 +398,9 @@ def test_specs_and_budgets_are_validated():
     with pytest.raises(ValueError, match=r"not both|already holds"):
         substitute_spec("tt:0.3", 0.5)
     with pytest.raises(ValueError, match="Linear"):
-        build_network("darts", linear=True)
+        build_model("darts", linear=True)
     with pytest.raises(ValueError, match="shufflenet_bottleneck"):
-        build_network("darts", "shufflenet", 2, shufflenet_bottleneck="middle")
+        build_model("darts", substitute="shufflenet", setting=2, shufflenet_bottleneck="middle")
     assert str(substitute_spec("TT", 0.25)) == "tt:0.25"
     assert math.isclose(substitute_spec("hashed:0.1").tuning, 0.1)
 
@@ -413,13 +424,13 @@ def test_cli_count_substitute(capsys):
     assert set(json.loads(capsys.readouterr().out)) <= set(record)
     assert main(["count", "darts", "--substitute", "hashed", "--setting", "0.1", "--linear"]) == 0
     text = capsys.readouterr().out
-    assert "darts separable[hashed:0.1] +Linear" in text and "parameters" in text
+    assert "darts, substitute hashed:0.1 +Linear" in text and "parameters" in text
     assert main(["count", "darts"]) == 0 and "3,349,342" in capsys.readouterr().out
     for bad in (
         ["count", "darts", "--setting", "0.3"],  # no method
         ["count", "wrn-28-10", "--substitute", "fft", "--setting", "1"],
         ["count", "darts", "--substitute", "tt", "--params-budget", "lots"],
-        ["count", "wrn-28-10", "--substitute", "tt", "--setting", "0.3", "--block", "G(4)"],
+        ["count", "wrn-28-10", "--substitute", "tt", "--setting", "0.3", "--block", "S-2x2"],
         ["count", "darts", "--substitute", "tt"],  # neither setting nor budget
     ):
         assert main(bad) == 2, bad

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from thesislib.counting import Counts, count, has_mult_adds, human
-from thesislib.moonshine.models import build_model
+from thesislib.models import build_model
 
 
 def slow_conv_macs(conv: nn.Conv2d, height: int, width: int) -> int:

@@ -20,9 +20,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from thesislib.compressed import ACDC
-from thesislib.compressed.networks import build_network
 from thesislib.counting import count
-from thesislib.moonshine.models import build_model
+from thesislib.models import build_model
 
 
 class FirstOutput(nn.Module):
@@ -65,12 +64,37 @@ NETWORKS = {
     "wrn-40-2 G(4)": (lambda: build_model("wrn-40-2", block="G(4)"), (3, 32, 32)),
     "wrn-40-2 BG(2,M)": (lambda: build_model("wrn-40-2", block="BG(2,M)"), (3, 32, 32)),
     "resnet18": (lambda: build_model("resnet18"), (3, 64, 64)),
-    "darts": (lambda: FirstOutput(build_network("darts")), (3, 32, 32)),
-    "wrn-40-2 + rf": (lambda: FirstOutput(build_network("wrn-40-2", "rf", 0.25)), (3, 32, 32)),
-    "wrn-40-2 + hashed": (lambda: FirstOutput(build_network("wrn-40-2", "hashed", 0.1)), (3, 32, 32)),
-    "wrn-40-2 + tt": (lambda: FirstOutput(build_network("wrn-40-2", "tt", 0.5)), (3, 32, 32)),
-    "wrn-40-2 + tucker": (lambda: FirstOutput(build_network("wrn-40-2", "tucker", 0.5)), (3, 32, 32)),
-    "wrn-40-2 + shufflenet": (lambda: FirstOutput(build_network("wrn-40-2", "shufflenet", 4)), (3, 32, 32)),
+    "darts": (lambda: FirstOutput(build_model("darts")), (3, 32, 32)),
+    "wrn-40-2 + rf": (
+        lambda: FirstOutput(build_model("wrn-40-2", substitute="rf", setting=0.25)),
+        (3, 32, 32),
+    ),
+    "wrn-40-2 + hashed": (
+        lambda: FirstOutput(build_model("wrn-40-2", substitute="hashed", setting=0.1)),
+        (3, 32, 32),
+    ),
+    "wrn-40-2 + tt": (
+        lambda: FirstOutput(build_model("wrn-40-2", substitute="tt", setting=0.5)),
+        (3, 32, 32),
+    ),
+    "wrn-40-2 + tucker": (
+        lambda: FirstOutput(build_model("wrn-40-2", substitute="tucker", setting=0.5)),
+        (3, 32, 32),
+    ),
+    "wrn-40-2 + shufflenet": (
+        lambda: FirstOutput(build_model("wrn-40-2", substitute="shufflenet", setting=4)),
+        (3, 32, 32),
+    ),
+    # compositions the one registry adds: a post-activation ResNet made separable, a cheap block substituted
+    "resnet18 + rf": (lambda: build_model("resnet18", substitute="rf", setting=0.25), (3, 64, 64)),
+    "wrn-16-2 G(4) + tt": (
+        lambda: FirstOutput(build_model("wrn-16-2", "G(4)", substitute="tt", setting=0.5)),
+        (3, 32, 32),
+    ),
+    "wrn-16-2 BG(2,M/2) + hashed": (
+        lambda: FirstOutput(build_model("wrn-16-2", "BG(2,M/2)", substitute="hashed", setting=0.1)),
+        (3, 32, 32),
+    ),
 }
 
 

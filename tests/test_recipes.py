@@ -386,7 +386,6 @@ def test_training_validation(data: CifarData) -> None:
 
 def test_registry_models_train_with_attention_transfer(data: CifarData) -> None:
     """Integration with the model registry: a WRN teacher and a cheap-block student of the same architecture."""
-    pytest.importorskip("thesislib.moonshine.models")
     recipe = Recipe(epochs=1, batch_size=128, lr=0.05, schedule="cosine")
     small = CifarData(
         data.train_images[:256],

@@ -11,10 +11,9 @@ Sub-commands::
     thesislib book [--profile P | --from DIR]    execute (cached) and build the Jupyter Book
     thesislib experiments [list|settings NAME|run NAME [--nproc N]]
                                                  every GPU-scale experiment of chapters 4, 5 and SECL
-    thesislib count MODEL [--block SPEC] [--classes N] [--input CxHxW] [--json]
-                                                 parameters and mult-adds (thesislib.counting)
-    thesislib count MODEL --substitute METHOD (--setting X | --params-budget P) [--linear] [--json]
-                                                 chapter 5: separable convs with substituted pointwise
+    thesislib count MODEL [--block SPEC] [--substitute METHOD (--setting X | --params-budget P) [--linear]]
+                          [--classes N] [--input CxHxW] [--json] [--rows]
+                                                 parameters and mult-adds of any model (thesislib.models)
 
 A mistake (a missing file, a bad parameter value, an unreadable folder) prints one line
 naming what is wrong and exits non-zero; ``thesislib --debug COMMAND`` shows the traceback.
@@ -28,7 +27,7 @@ import sys
 import traceback
 from pathlib import Path
 
-PROFILES = ("smoke", "cpu", "paper")
+from thesislib.paths import PROFILES
 
 
 def _parser(words: list[str] | None = None) -> argparse.ArgumentParser:
@@ -115,12 +114,40 @@ def _parser(words: list[str] | None = None) -> argparse.ArgumentParser:
     source.add_argument("--profile", choices=PROFILES, default="cpu")
     source.add_argument("--from", dest="from_dir", type=Path, help="use notebooks already executed in DIR")
 
-    count = commands.add_parser("count", help="count the parameters and mult-adds of a model")
-    count.add_argument(
-        "model", metavar="MODEL", help="e.g. wrn-40-2, wrn-16-1, resnet34, resnet18-0.5, erfnet"
+    count = commands.add_parser(
+        "count",
+        help="count the parameters and mult-adds of any model of the thesis (thesislib.models)",
+        description="Build MODEL with a Table 4.1 block and/or a chapter-5 substitute on the meta device "
+        "and count it at the input size the thesis counts at. Every model takes the same flags; a "
+        "combination a model cannot take is refused with the reason.",
     )
     count.add_argument(
-        "--block", default="S", metavar="SPEC", help="block spec: S, S-2x2, G(4), G(N/4), B(2), BG(2,M/8)"
+        "model",
+        metavar="MODEL",
+        help="e.g. wrn-40-2, wrn-16-1, resnet34, resnet18-0.5, erfnet, darts, wrn-50-2 (wrn-D-K for any D = 6n+4)",
+    )
+    count.add_argument(
+        "--block", metavar="SPEC", help="Table 4.1 block: S (default), S-2x2, G(4), G(N/4), B(2), BG(2,M/8)"
+    )
+    count.add_argument(
+        "--substitute",
+        metavar="METHOD",
+        help="chapter 5: make the 3×3 convs separable (block S) or the block's 1×1 convs (G, B, BG) "
+        "this substitute: rf, acdc, hashed, tt, tucker, shufflenet, or conv1x1 (dense pointwise)",
+    )
+    tuning = count.add_mutually_exclusive_group()
+    tuning.add_argument(
+        "--setting", type=float, metavar="X", help="the substitute's network-wide tuning value"
+    )
+    tuning.add_argument(
+        "--params-budget",
+        metavar="P",
+        help="solve the setting for this many parameters: a number or K/M suffix (600000, 600K, 1.2M)",
+    )
+    count.add_argument(
+        "--linear",
+        action="store_true",
+        help='also substitute the final linear layer (Table 5.1\'s "+Linear")',
     )
     count.add_argument(
         "--classes", type=int, metavar="N", help="number of classes (default: the model's data set)"
@@ -130,29 +157,6 @@ def _parser(words: list[str] | None = None) -> argparse.ArgumentParser:
     )
     count.add_argument("--json", action="store_true", help="print JSON instead of text")
     count.add_argument("--rows", action="store_true", help="also print one row per counted module")
-    chapter5 = count.add_argument_group(
-        "chapter 5", "the networks of thesislib.compressed.networks (wrn-28-10, wrn-40-2, darts, wrn-50-2)"
-    )
-    chapter5.add_argument(
-        "--substitute",
-        metavar="METHOD",
-        help="make every 3×3 conv separable with this pointwise substitute: rf, acdc, hashed, tt, tucker, "
-        "shufflenet (or conv1x1 for a dense pointwise conv)",
-    )
-    tuning = chapter5.add_mutually_exclusive_group()
-    tuning.add_argument(
-        "--setting", type=float, metavar="X", help="the substitute's network-wide tuning value"
-    )
-    tuning.add_argument(
-        "--params-budget",
-        metavar="P",
-        help="solve the setting for this many parameters: a number or K/M suffix (600000, 600K, 1.2M)",
-    )
-    chapter5.add_argument(
-        "--linear",
-        action="store_true",
-        help='also substitute the final linear layer (Table 5.1\'s "+Linear")',
-    )
     return parser
 
 
@@ -167,97 +171,100 @@ def _input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def cli_count(
-    model: str, block: str, classes: int | None, input_text: str | None, as_json: bool, rows: bool
-) -> int:
-    """``thesislib count``: build ``model`` with ``block`` and print its parameters and mult-adds."""
-    import json
+def count_record(args: argparse.Namespace) -> dict:
+    """What ``thesislib count`` reports, as a JSON-able record (one code path for every model)."""
+    from thesislib.compressed.networks import substitute_spec
+    from thesislib.models import count_model, default_input_shape, model_family, solve_setting
+    from thesislib.moonshine.blocks import parse_block
 
-    import torch
-
-    from thesislib.counting import count
-    from thesislib.moonshine.models import build_model, default_input_shape
-
-    shape = _input_shape(input_text) if input_text else default_input_shape(model)
-    try:  # shapes are all counting needs: build and run on the meta device (no memory, no arithmetic)
-        with torch.device("meta"):
-            network = build_model(model, block=block, num_classes=classes)
-        counts = count(network, shape)
-    except (NotImplementedError, RuntimeError):  # an operation without meta support: count on the CPU
-        network = build_model(model, block=block, num_classes=classes)
-        counts = count(network, shape)
-    if as_json:
-        record = {
-            "model": network.name,
-            "block": network.block_spec,
-            "num_classes": getattr(network, "num_classes", classes),
-            **counts.to_dict(),
-        }
-        if rows:
-            record["rows"] = counts.frame().to_dict(orient="records")
-        print(json.dumps(record))
-        return 0
-    print(f"{network.name} block {network.block_spec}, input {'x'.join(map(str, shape))}")
-    print(
-        f"parameters  {counts.parameters:>15,}  ({counts.parameters / 1e3:,.1f}K = {counts.parameters / 1e6:.2f}M)"
-    )
-    print(
-        f"mult-adds   {counts.mult_adds:>15,}  ({counts.mult_adds / 1e6:,.1f}M = {counts.mult_adds / 1e9:.3f}G)"
-    )
-    for kind, ops in counts.by_kind.items():
-        print(f"  {kind:<10}{ops:>15,}")
-    if rows:
-        print(counts.frame().to_string(index=False))
-    return 0
-
-
-CHAPTER5_ONLY = ("darts", "wrn-50-2")
-
-
-def cli_count_network(
-    model: str,
-    substitute: str | None,
-    setting: float | None,
-    params_budget: str | None,
-    linear: bool,
-    as_json: bool,
-    rows: bool,
-) -> int:
-    """``thesislib count MODEL --substitute METHOD ...``: a chapter-5 network's test-time counts."""
-    import json
-
-    from thesislib.compressed.networks import count_record, format_record
-
-    record = count_record(model, substitute, setting, params_budget=params_budget, linear=linear, rows=rows)
-    if as_json:
-        print(json.dumps(record))
-        return 0
-    print(format_record(record))
-    if rows:
-        import pandas as pd
-
-        print(pd.DataFrame(record["rows"]).to_string(index=False))
-    return 0
-
-
-def _count(args: argparse.Namespace) -> int:
-    """Route ``thesislib count`` to chapter 4's models or chapter 5's substituted networks."""
-    chapter5 = args.substitute is not None or args.setting is not None or args.params_budget is not None
-    chapter5 = chapter5 or args.linear or args.model.strip().lower() in CHAPTER5_ONLY
-    if not chapter5:
-        return cli_count(args.model, args.block, args.classes, args.input, args.json, args.rows)
-    if args.block != "S" or args.classes is not None or args.input is not None:
-        raise ValueError(
-            "--block, --classes and --input are chapter 4 options; chapter 5's networks take "
-            "--substitute METHOD with --setting X or --params-budget P (and --linear)"
-        )
     if args.substitute is None and (
         args.setting is not None or args.params_budget is not None or args.linear
     ):
         raise ValueError("--setting, --params-budget and --linear need --substitute METHOD")
-    return cli_count_network(
-        args.model, args.substitute, args.setting, args.params_budget, args.linear, args.json, args.rows
+    shape = _input_shape(args.input) if args.input else default_input_shape(args.model)
+    setting, hit = args.setting, None
+    if args.params_budget is not None:
+        hit = solve_setting(
+            args.model,
+            args.substitute,
+            args.params_budget,
+            args.block,
+            num_classes=args.classes,
+            linear=args.linear,
+        )
+        setting = hit.tuning
+    counts = count_model(
+        args.model,
+        args.block,
+        substitute=args.substitute,
+        setting=setting,
+        num_classes=args.classes,
+        linear=args.linear,
+        input_shape=shape,
     )
+    family, match = model_family(args.model)
+    spec = substitute_spec(args.substitute, setting)
+    record = {
+        "model": match.group(0),
+        "block": str(parse_block(args.block or "S")) if family.block_kinds else None,
+        "substitute": None if spec is None else spec.method,
+        "setting": None if spec is None else spec.tuning,
+        "linear": args.linear,
+        "num_classes": family.num_classes if args.classes is None else args.classes,
+        **counts.to_dict(),
+    }
+    if hit is not None:
+        record["params_budget"] = hit.target
+        record["budget_hit"] = {
+            "tuning": hit.tuning,
+            "normalised": hit.normalised,
+            "parameters": hit.parameters,
+            "relative_error": hit.relative_error,
+            "supported": hit.supported,
+        }
+    if args.rows:
+        record["rows"] = counts.frame().to_dict(orient="records")
+    return record
+
+
+def format_record(record: dict) -> str:
+    """The text form of :func:`count_record` (what ``thesislib count`` prints without ``--json``)."""
+    shape = "x".join(map(str, record["input_shape"]))
+    substitute = ""
+    if record["substitute"]:
+        setting = "" if record["setting"] is None else f":{record['setting']:.6g}"
+        substitute = f", substitute {record['substitute']}{setting}"
+    linear = " +Linear" if record["linear"] else ""
+    block = f" block {record['block']}" if record["block"] else ""
+    lines = [f"{record['model']}{block}{substitute}{linear}, input {shape}"]
+    if "budget_hit" in record:
+        hit = record["budget_hit"]
+        support = "" if hit["supported"] else " (outside the method's tuning range)"
+        lines.append(
+            f"budget      {record['params_budget']:>15,}  -> setting {hit['tuning']:.6g} "
+            f"({hit['relative_error']:+.2%}){support}"
+        )
+    parameters, mult_adds = record["parameters"], record["mult_adds"]
+    lines.append(f"parameters  {parameters:>15,}  ({parameters / 1e3:,.1f}K = {parameters / 1e6:.3f}M)")
+    lines.append(f"mult-adds   {mult_adds:>15,}  ({mult_adds / 1e6:,.1f}M = {mult_adds / 1e9:.3f}G)")
+    lines.extend(f"  {kind:<10}{ops:>15,}" for kind, ops in record["by_kind"].items())
+    return "\n".join(lines)
+
+
+def _count(args: argparse.Namespace) -> int:
+    """``thesislib count``: one registry and one set of flags for every model (no chapter guessing)."""
+    import json
+
+    record = count_record(args)
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    print(format_record(record))
+    if args.rows:
+        import pandas as pd
+
+        print(pd.DataFrame(record["rows"]).to_string(index=False))
+    return 0
 
 
 def _wants(command: str, words: list[str] | None) -> bool:

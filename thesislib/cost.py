@@ -5,7 +5,7 @@ mult-adds are a proxy (§4.6: grouped and depthwise convolutions are memory-boun
 fast "in theory"). This module measures what the counts stand for, on the machine it runs on:
 
 - :func:`table43_candidates`: every network of Table 4.3 (WRN-40-2 with each Table 4.1 block, and
-  the shrunk standard WRNs), built by :func:`thesislib.moonshine.build_model` at 32×32;
+  the shrunk standard WRNs), built by :func:`thesislib.models.build_model` at 32×32;
 - :func:`chapter5_candidates`: every chapter-5 substitute (§5.2.3) at its network-wide WRN-28-10
   setting for a parameter budget (§5.2.4, default the thesis' 0.6M, the only one ACDC reaches), as
   the layer it replaces in WRN-28-10's last group (640 → 640 channels on 8×8 maps), and the dense
@@ -48,6 +48,7 @@ __all__ = [
     "Candidate",
     "Timing",
     "acdc_speed",
+    "block_family",
     "chapter5_candidates",
     "cost_scatter",
     "cost_table",
@@ -108,7 +109,7 @@ class Timing:
 # Candidates
 
 
-def _family(block: str) -> str:
+def block_family(block: str) -> str:
     from thesislib.moonshine import parse_block
 
     kind = parse_block(block).kind
@@ -122,7 +123,7 @@ def table43_candidates(labels: Iterable[str] | None = None) -> list[Candidate]:
     The family is the block kind of Table 4.1 (``S (shrunk)`` for the standard networks).
     """
     from thesislib import reference
-    from thesislib.moonshine import build_model
+    from thesislib.models import build_model
 
     table = reference.table("ch4_table43")
     chosen = list(table.index) if labels is None else list(labels)
@@ -131,7 +132,7 @@ def table43_candidates(labels: Iterable[str] | None = None) -> list[Candidate]:
     out = []
     for label in chosen:
         model, block = table.loc[label, "model"], table.loc[label, "block"]
-        family = _family(block)
+        family = block_family(block)
         if label == "wrn-40-2 S":
             family = "S"
         out.append(
@@ -159,12 +160,13 @@ def chapter5_candidates(
 
     ``settings`` maps a method to its network-wide tuning (e.g. from
     :func:`thesislib.compressed.networks.budget_grid`); missing ones are solved for ``budget``
-    parameters of the whole WRN-28-10 (§5.2.4; :func:`~thesislib.compressed.networks.solve_setting`).
+    parameters of the whole WRN-28-10 (§5.2.4; :func:`~thesislib.models.solve_setting`).
     The default layer is the last group's (640 channels at 8×8 for a 32×32 input). ACDC uses its
     test-time fast path. A ``dense`` candidate (the 1×1 convolution) comes first.
     """
     from thesislib.compressed import SUBSTITUTES
-    from thesislib.compressed.networks import solve_setting, substitute_spec
+    from thesislib.compressed.networks import substitute_spec
+    from thesislib.models import solve_setting
 
     if channels < 1 or resolution < 1:
         raise ValueError(f"channels and resolution must be positive, got {channels} and {resolution}")

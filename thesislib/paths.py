@@ -17,6 +17,12 @@ import os
 import re
 from pathlib import Path
 
+PROFILES = ("smoke", "cpu", "paper")
+"""The execution profiles, from the smallest to the thesis' settings; a profile's runs go to ``runs/<profile>/``
+(:mod:`thesislib.runs.profiles` says what each one sets)."""
+JOB_PROFILES = ("smoke", "paper")
+"""The profiles of a thesis-scale job (:mod:`thesislib.experiments`): the thesis' settings, or tiny for tests."""
+
 
 def _find_project_root() -> Path:
     for folder in Path(__file__).resolve().parents:

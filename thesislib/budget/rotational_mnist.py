@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -392,6 +392,11 @@ class RotationSettings:
     noise_samples: int = 1
     seed: int = 0
     device: str = "auto"
+
+    def with_seed(self, seed: int) -> RotationSettings:
+        """The same settings for paired seed ``seed`` (§3.3.1: every method of a seed shares its
+        data stream, initial weights and blanked digits), everything else unchanged."""
+        return replace(self, seed=int(seed))
 
 
 class RotationExperiment:

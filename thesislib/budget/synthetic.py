@@ -3,7 +3,8 @@
 - :class:`LinearProblem`: a fixed linear predictor y = w·x on independent features
   with variances v_c under the standard-error noise of Eq. 3.11. The expected loss
   Σ_c w_c² v_c / r_c, minimised subject to Σ_c r_c = B (a Lagrange multiplier),
-  gives r_c ∝ abs(w_c)·√v_c.
+  gives r_c ∝ abs(w_c)·√v_c. :func:`learn_linear_split` learns γ alone for its frozen
+  predictor (:func:`frozen_linear_model`), to check the learnt split against that optimum.
 - :class:`InteractionProblem`: a nonlinear target that reads only some contexts,
   some of them through products, so a good split is uneven but not linear in any
   obvious weight.
@@ -84,6 +85,64 @@ class LinearProblem:
         """E[(w·x̃ − w·x)²] = Σ_c w_c² v_c σ(r_c)²: the exact loss of a split (Eqs. 3.4–3.6, 3.11)."""
         std = NOISE_PROCESSES[check_process(process)](allocation)
         return (self.weights.square() * self.variances * std.square()).sum()
+
+
+def frozen_linear_model(
+    problem: LinearProblem, budget: float, process: str = "standard_error"
+) -> BudgetedModel:
+    """The fixed predictor y = w·x of ``problem`` behind a learnable split of ``budget`` (§3.2.1).
+
+    The predictor's weights are ``problem.weights`` and do not require a gradient, so training
+    the returned model learns γ alone: r = B·softmax(γ) starts uniform (γ = 0), and each context's
+    noise is √v_c·σ(r_c) for the noise ``process`` (Eqs. 3.4–3.6, 3.11) with v_c = ``problem.variances``.
+    Its inputs are features ``[N, C, 1]`` as :meth:`LinearProblem.sample` draws them.
+    """
+    contexts = problem.contexts
+    predictor = nn.Sequential(nn.Flatten(), nn.Linear(contexts, 1, bias=False))
+    with torch.no_grad():
+        predictor[1].weight.copy_(problem.weights.view(1, -1))
+    predictor.requires_grad_(False)  # only the split is learnt
+    return BudgetedModel(predictor, BudgetSplit(contexts, budget, process, variances=problem.variances))
+
+
+def learn_linear_split(
+    problem: LinearProblem,
+    budget: float,
+    examples: int,
+    epochs: int,
+    process: str = "standard_error",
+    lr: float = 0.05,
+    noise_samples: int = 4,
+    batch_size: int = 500,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> tuple[Tensor, pd.DataFrame]:
+    """Learn the split of ``budget`` for the frozen predictor of ``problem``: does it find the optimum?
+
+    Draws ``examples`` examples (data seed ``seed + 1``, so that they do not reuse the stream that
+    drew a problem of seed ``seed``) and minimises the Monte-Carlo expected squared error of
+    Eq. 3.10 (L = ``noise_samples``) over γ alone with Adam at learning rate ``lr``, for ``epochs``
+    passes in batches of ``batch_size`` (:func:`~thesislib.budget.learn.fit_budgeted`). Compare the
+    result with :meth:`LinearProblem.analytic_allocation` of the same ``budget`` and ``process``.
+
+    Returns the learnt allocation r = B·softmax(γ) ``[C]`` (on the CPU) and the per-epoch history
+    of :func:`~thesislib.budget.learn.fit_budgeted` (columns ``epoch``, ``r0 … r{C-1}``, ...).
+    """
+    x, y = problem.sample(examples, seed=seed + 1)
+    model = frozen_linear_model(problem, budget, process)
+    history = fit_budgeted(
+        model,
+        TensorBatches(x, y, batch_size=batch_size, seed=seed),
+        nn.functional.mse_loss,
+        epochs=epochs,
+        lr=lr,
+        noise_samples=noise_samples,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    return model.split.allocation().detach().cpu(), history
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,10 @@ from typing import Any
 
 import yaml
 
-from thesislib.paths import PROJECT_ROOT
+from thesislib.paths import PROFILES, PROJECT_ROOT
 
 CLAIMS_DIR = PROJECT_ROOT / "data" / "reference" / "claims"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-PROFILES = ("smoke", "cpu", "paper")
 EXPECTS = ("greater", "less", "equivalent")
 SCALES = ("difference", "log_ratio")
 

@@ -35,7 +35,7 @@ from thesislib.compressed.budget import (
     budgets_in_support,
     common_support,
     count_parameters,
-    network_counter,
+    parse_count,
     solve_budget,
     tuning_curves,
 )
@@ -86,7 +86,7 @@ __all__ = [
     "empirical_unused_fraction",
     "near_equal_shape",
     "network_compression_ratio",
-    "network_counter",
+    "parse_count",
     "parse_substitute",
     "riffle_permutation",
     "separable_block_factory",

@@ -107,6 +107,11 @@ class Substitute(nn.Module):
     setting_range: ClassVar[str] = ""
     #: network-wide tuning range normalised in Fig. 5.5
     tuning_range: ClassVar[TuningRange] = TuningRange(0.0, 1.0)
+    #: ``False`` for the dense baseline, which has no tuning parameter (and is no compression method)
+    tunable: ClassVar[bool] = True
+    #: ``True`` if the substitute replaces a whole k×k conv, holding its own depthwise conv (the linear
+    #: ShuffleNet unit, §5.2.3), so a separable conv is built as this substitute alone
+    whole_conv: ClassVar[bool] = False
     #: spatial kernel, stride and dilation of the effective operator (1 for a pointwise substitute)
     kernel_size: int = 1
     stride: int = 1
@@ -114,7 +119,7 @@ class Substitute(nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.method == "conv1x1":
+        if cls.method and not cls.tunable:
             _BASELINES[cls.method] = cls
         elif cls.method:
             SUBSTITUTES[cls.method] = cls
@@ -190,6 +195,7 @@ class DensePointwise(Substitute):
 
     method = "conv1x1"
     setting_range = "None (no tuning parameter)"
+    tunable = False
 
     def __init__(self, in_channels: int, out_channels: int, setting: Any = None) -> None:
         super().__init__(in_channels, out_channels, None)
@@ -235,16 +241,29 @@ class SubstituteSpec:
     tuning: float | None = None
 
     def __post_init__(self) -> None:
-        _lookup(self.method)
-        if self.method != "conv1x1" and self.tuning is None:
+        if self.kind.tunable and self.tuning is None:
             raise ValueError(f"substitute {self.method!r} needs a tuning value, e.g. '{self.method}:0.5'")
+
+    @property
+    def kind(self) -> type[Substitute]:
+        """The registered :class:`Substitute` class of ``method`` (``ValueError`` listing the valid ones)."""
+        return _lookup(self.method)
+
+    @property
+    def tunable(self) -> bool:
+        """``False`` for the dense baseline ``conv1x1``, which has no setting."""
+        return self.kind.tunable
+
+    @property
+    def whole_conv(self) -> bool:
+        """``True`` if the substitute replaces a whole k×k conv (:attr:`Substitute.whole_conv`)."""
+        return self.kind.whole_conv
 
     def build(self, in_channels: int, out_channels: int, **kwargs: Any) -> Substitute:
         """This layer's substitute (via :meth:`Substitute.from_tuning`)."""
-        cls = _lookup(self.method)
-        if self.method == "conv1x1":
-            return cls(in_channels, out_channels, None)
-        return cls.from_tuning(in_channels, out_channels, self.tuning, **kwargs)
+        if not self.tunable:
+            return self.kind(in_channels, out_channels, None)
+        return self.kind.from_tuning(in_channels, out_channels, self.tuning, **kwargs)
 
     def __str__(self) -> str:
         return self.method if self.tuning is None else f"{self.method}:{self.tuning:g}"

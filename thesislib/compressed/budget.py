@@ -1,10 +1,11 @@
 """The parameter-budget grid of §5.2.4: one tuning value per method that hits a target size.
 
 Every method has one tuning parameter (RF rank scale, HashedNet compression ratio, TT/Tucker rank
-scale, ACDC layers, ShuffleNet groups; :attr:`Substitute.tuning_range`). For a network builder
-``build(spec) -> nn.Module`` the solver finds, per method, the tuning whose network parameter count
-lands closest to a target. Counting builds the network on PyTorch's ``meta`` device, so even a
-WRN-50-2 is counted without allocating its weights.
+scale, ACDC layers, ShuffleNet groups; :attr:`Substitute.tuning_range`). For a parameter counter
+``count(method, tuning) -> int`` (the model registry's :func:`thesislib.models.parameter_counter`)
+the solver finds, per method, the tuning whose network parameter count lands closest to a target.
+Counting builds the network on PyTorch's ``meta`` device, so even a WRN-50-2 is counted without
+allocating its weights.
 
 Fig. 5.5 normalises each method's tuning to [0, 1] and plots the network's parameters; the budgets
 are chosen inside the range where all methods have support — the thesis' WRN-28-10 upper limit is set
@@ -23,6 +24,7 @@ thesis has ACDC results only at WRN-28-10's smallest budget (Fig. 5.7: "unstable
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -30,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from thesislib.compressed.base import SUBSTITUTES, SubstituteSpec, TuningRange, parse_substitute
+from thesislib.compressed.base import SUBSTITUTES, TuningRange
 
 __all__ = [
     "OPEN_ENDED",
@@ -38,7 +40,7 @@ __all__ = [
     "budgets_in_support",
     "common_support",
     "count_parameters",
-    "network_counter",
+    "parse_count",
     "solve_budget",
     "tuning_curves",
 ]
@@ -57,20 +59,23 @@ def count_parameters(build: Callable[[], nn.Module]) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def network_counter(build: Callable[[SubstituteSpec], nn.Module]) -> Counter:
-    """``count(method, tuning)`` for a builder of the substituted network (memoised)."""
-    cache: dict[tuple[str, float], int] = {}
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
 
-    def count(method: str, tuning: float) -> int:
-        key = (method, float(tuning))
-        if key not in cache:
-            spec = (
-                parse_substitute(f"{method}:{tuning!r}") if method != "conv1x1" else SubstituteSpec("conv1x1")
+
+def parse_count(text: float | int | str) -> int:
+    """A parameter count from ``1200000``, ``"1.2M"``, ``"600k"`` or ``"2.38e6"`` (K/M/G suffixes)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*", str(text))
+        if not match:
+            raise ValueError(
+                f"cannot read a parameter count from {text!r}; use e.g. 600000, 600K, 1.2M or 2.38e6"
             )
-            cache[key] = count_parameters(lambda: build(spec))
-        return cache[key]
-
-    return count
+        value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"a parameter count must be a positive number, got {text!r}")
+    return round(value)
 
 
 def _range(method: str, tuning_range: TuningRange | None) -> TuningRange:

@@ -73,7 +73,7 @@ def crs_param_groups(
     groups: list[dict[str, Any]] = []
     claimed: set[int] = set()
     for name, module in model.named_modules():
-        if not isinstance(module, Substitute) or module.method == "conv1x1":
+        if not isinstance(module, Substitute) or not module.tunable:
             continue
         params = [p for p in module.parameters() if id(p) not in claimed]
         if not params:

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from thesislib.compressed.base import SUBSTITUTES, SubstituteSpec, parse_substitute
+from thesislib.compressed.base import SUBSTITUTES, parse_substitute
 from thesislib.compressed.budget import (
     BudgetHit,
     budgets_in_support,
@@ -47,7 +47,6 @@ from thesislib.compressed.budget import (
     tuning_curves,
 )
 from thesislib.compressed.crs import crs_param_groups
-from thesislib.compressed.separable import separable_block_factory
 from thesislib.moonshine.distillation import DistillationSettings
 from thesislib.moonshine.recipes import CifarData, ModelSpec, Recipe, TrainedModel, train
 
@@ -61,12 +60,11 @@ __all__ = [
     "ablation",
     "matched_budgets",
     "matched_weight_decay",
+    "parse_substitute_method",
     "plan_runs",
     "run_experiment",
     "solve_grid",
     "student_builder",
-    "student_counter",
-    "substituted_student",
     "summed_decay",
 ]
 
@@ -289,85 +287,37 @@ THESIS_SUMMED_DECAY: float = summed_decay(PROTOCOLS["wrn-28-10"].recipe(), math.
 # The CPU-scale student: a chapter-4 WRN with separable, substituted convolutions
 
 
-def substituted_student(
-    name: str, substitute: str | SubstituteSpec, num_classes: int = 10, **substitute_kwargs: Any
-) -> nn.Module:
-    """WRN ``name`` (chapter 4's registry) with every block's 3×3 convs separable and substituted.
-
-    ``substitute`` is ``"conv1x1"`` (plain separable) or ``"method:tuning"``; the spec is read with the
-    chapter-5 network conventions of :func:`thesislib.compressed.networks.substitute_spec` (e.g. the
-    linear ShuffleNet bottleneck of ``out // 4``, as for WRN-28-10), so the small network is built
-    exactly as the thesis' networks are.
-    """
-    from thesislib.compressed.networks import substitute_spec
-    from thesislib.moonshine.models import build_model
-
-    spec = substitute_spec(parse_substitute(substitute))
-    return build_model(
-        name, block=separable_block_factory(spec, **substitute_kwargs), num_classes=num_classes
-    )
-
-
-def student_builder(**substitute_kwargs: Any) -> Callable[[ModelSpec, int], nn.Module]:
+def student_builder(**substitute_options: Any) -> Callable[[ModelSpec, int], nn.Module]:
     """A ``builder(spec, num_classes)`` for :func:`~thesislib.moonshine.recipes.train`.
 
-    ``spec.block`` is either a chapter-4 block (``"S"``: the standard network) or a substitute spec
-    (``"rf:0.25"``, ``"conv1x1"``), giving :func:`substituted_student`.
+    ``spec.block`` is either a chapter-4 block (``"S"``: the standard network) or a substitute
+    (``"rf:0.25"``, ``"conv1x1"``): every block's 3×3 convs separable with that pointwise part,
+    built by :func:`thesislib.models.build_model` with the chapter-5 network conventions (e.g. the
+    linear ShuffleNet bottleneck of ``out // 4``, as for WRN-28-10).
     """
+    from thesislib.models import build_model
 
     def build(spec: ModelSpec, num_classes: int) -> nn.Module:
-        method = spec.block.partition(":")[0].strip().lower()
-        if method in SUBSTITUTES or method == "conv1x1":
-            return substituted_student(spec.name, spec.block, num_classes, **substitute_kwargs)
-        return spec.build(num_classes)
+        method = parse_substitute_method(spec.block)
+        if method is None:
+            return spec.build(num_classes)
+        options = substitute_options or None
+        return build_model(
+            spec.name, substitute=spec.block, num_classes=num_classes, substitute_options=options
+        )
 
     return build
 
 
-def student_counter(name: str, num_classes: int = 10) -> Callable[[str, float], int]:
-    """``count(method, tuning)``: parameters of :func:`substituted_student` (memoised, on ``meta``).
+def parse_substitute_method(text: str) -> str | None:
+    """The substitute method of a run's ``block`` text (``"tt:0.5"`` → ``"tt"``), or ``None`` for a Table 4.1 block."""
+    from thesislib.moonshine.blocks import parse_block
 
-    Equal to counting the built network (tested against :func:`~thesislib.compressed.budget.network_counter`),
-    but fast: the network is built once per method, and each tuning only rebuilds its distinct
-    separable convolutions ``(in, out, stride)``.
-    """
-    from thesislib.compressed.networks import substitute_spec
-    from thesislib.compressed.separable import SeparableConv2d
-
-    skeletons: dict[str, tuple[int, list[tuple[int, int, int]]]] = {}
-    layers: dict[tuple[str, float, int, int, int], int] = {}
-
-    def layer(method: str, tuning: float, shape: tuple[int, int, int]) -> int:
-        key = (method, float(tuning), *shape)
-        if key not in layers:
-            spec = substitute_spec(method if method == "conv1x1" else f"{method}:{tuning!r}")
-            with torch.device("meta"):
-                conv = SeparableConv2d(shape[0], shape[1], spec, 3, shape[2])
-            layers[key] = sum(p.numel() for p in conv.parameters())
-        return layers[key]
-
-    def count(method: str, tuning: float) -> int:
-        method = str(method).strip().lower()
-        if method not in skeletons:
-            with torch.device("meta"):
-                model = substituted_student(
-                    name, method if method == "conv1x1" else f"{method}:{tuning!r}", num_classes
-                )
-            convs = [m for m in model.modules() if isinstance(m, SeparableConv2d)]
-            shapes = [(c.pointwise.in_channels, c.pointwise.out_channels, _stride(c)) for c in convs]
-            inside = sum(p.numel() for c in convs for p in c.parameters())
-            skeletons[method] = (sum(p.numel() for p in model.parameters()) - inside, shapes)
-        base, shapes = skeletons[method]
-        return base + sum(layer(method, tuning, shape) for shape in shapes)
-
-    return count
-
-
-def _stride(conv: nn.Module) -> int:
-    """The stride of a :class:`~thesislib.compressed.separable.SeparableConv2d` (depthwise or ShuffleNet unit)."""
-    if conv.depthwise is not None:
-        return int(conv.depthwise.stride[0])
-    return int(getattr(conv.pointwise, "stride", 1))
+    try:
+        parse_block(text)
+    except ValueError:
+        return parse_substitute(text).method  # raises, listing the valid methods, if it is neither
+    return None
 
 
 def _rounded(value: float, digits: int) -> float:

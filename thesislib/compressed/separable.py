@@ -49,7 +49,7 @@ class SeparableConv2d(nn.Module):
         self.spec = spec
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         kwargs = dict(substitute_kwargs or {})
-        if spec.method == "shufflenet":  # the unit's own depthwise conv takes the kernel and stride
+        if spec.whole_conv:  # the linear ShuffleNet unit's own depthwise conv takes the kernel and stride
             self.depthwise = None
             self.pointwise: Substitute = spec.build(
                 in_channels, out_channels, stride=stride, kernel_size=kernel_size, **kwargs

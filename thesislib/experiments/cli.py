@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from thesislib.paths import JOB_PROFILES
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chapter", choices=("4", "5", "secl"), help="list only this chapter's experiments")
     parser.add_argument("--match", metavar="GLOB", help="list only names matching, e.g. 't43-c100-*-at'")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--profile", choices=("paper", "smoke"), default="paper")
+    parser.add_argument("--profile", choices=JOB_PROFILES, default="paper")
     parser.add_argument("--out", type=Path, default=Path("runs/experiments"), help="run folders go here")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nproc", type=int, default=1, help="processes (GPUs) on this machine, via torchrun")

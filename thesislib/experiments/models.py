@@ -53,7 +53,7 @@ def resolve_setting(ref: ModelRef) -> float | None:
         return ref.setting
     key = (ref.name, ref.substitute, ref.budget, ref.linear)
     if key not in _SETTINGS:
-        from thesislib.compressed.networks import solve_setting
+        from thesislib.models import solve_setting
 
         assert ref.budget is not None
         _SETTINGS[key] = float(solve_setting(ref.name, ref.substitute, ref.budget, linear=ref.linear).tuning)
@@ -63,24 +63,20 @@ def resolve_setting(ref: ModelRef) -> float | None:
 def build(ref: ModelRef, num_classes: int, *, pretrained: bool = True, **options: Any) -> nn.Module:
     """The network ``ref`` for ``num_classes`` classes; ``pretrained=False`` gives random weights (smoke).
 
-    ``options`` go to the chapter-5 builder (e.g. DARTS' ``auxiliary``, ``drop_path_prob``).
+    ``options`` go to the model registry's builder (e.g. DARTS' ``auxiliary``, ``drop_path_prob``).
     """
-    if ref.kind == "moonshine":
-        from thesislib.moonshine.models import build_model
+    from thesislib.models import build_model
 
-        return build_model(ref.name, block=ref.block, num_classes=num_classes)
+    if ref.kind == "moonshine":
+        return build_model(ref.name, ref.block, num_classes=num_classes)
     if ref.kind == "pretrained":
         return PretrainedResNet(ref.name, pretrained, num_classes)
-    from thesislib.compressed.networks import NETWORKS, build_network
-
-    expected = NETWORKS[ref.name].num_classes
-    if num_classes != expected:
-        raise ValueError(f"{ref.name} is built for {expected} classes, not {num_classes}")
     substitute_options = {"fast_path": True} if ref.substitute == "acdc" else None
-    return build_network(
+    return build_model(
         ref.name,
-        ref.substitute,
-        resolve_setting(ref),
+        substitute=ref.substitute,
+        setting=resolve_setting(ref),
+        num_classes=num_classes,
         linear=ref.linear,
         substitute_options=substitute_options,
         **options,

@@ -45,6 +45,7 @@ from thesislib.data.folders import CITYSCAPES_VOID
 from thesislib.experiments import data as xdata
 from thesislib.experiments import models
 from thesislib.experiments.spec import Experiment, get_experiment
+from thesislib.paths import JOB_PROFILES
 from thesislib.training import (
     ShardedBatches,
     TrainConfig,
@@ -56,7 +57,6 @@ from thesislib.training import (
 )
 
 __all__ = [
-    "PROFILES",
     "RunOutput",
     "SmokeSizes",
     "init_distributed",
@@ -65,7 +65,6 @@ __all__ = [
     "run_folder",
 ]
 
-PROFILES = ("paper", "smoke")
 RECORD_SCRAP = "application/scrapbook.scrap.json+json"
 
 
@@ -462,8 +461,8 @@ def run_experiment(
     are (default ``out``); ``workers`` DataLoader processes for the folder data sets (default 8 per
     process in the paper profile, 0 in smoke). Under ``torchrun`` every process calls this.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    if profile not in JOB_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(JOB_PROFILES)}")
     experiment = get_experiment(name)
     if experiment.blocked:
         raise ValueError(f"experiment {name} cannot run yet: {experiment.blocked}")

@@ -7,7 +7,9 @@
 - :mod:`~thesislib.jpeg.codec` — real JPEG files through Pillow, with their stored size in bits;
 - :mod:`~thesislib.jpeg.metrics` — PSNR, SSIM, MS-SSIM, and PieAPP when its weights load;
 - :mod:`~thesislib.jpeg.experiment` — learning γ per image (perceptual error or MLP decoder) and the
-  equal-size comparison with the standard-JPEG quality sweep (Fig. 3.12).
+  equal-size comparison with the standard-JPEG quality sweep (Fig. 3.12);
+- :mod:`~thesislib.jpeg.report` — the page's rate–distortion panels, table heatmaps and per-image
+  claim scores (imported on its own: it needs holoviews).
 """
 
 from thesislib.jpeg.cdf import PiecewiseLinearCDF
@@ -27,6 +29,7 @@ from thesislib.jpeg.experiment import (
     equal_size_comparison,
     learn_mlp,
     learn_perceptual,
+    luma_centre_crop,
     run_image,
     standard_sweep,
 )
@@ -60,6 +63,7 @@ __all__ = [
     "learn_mlp",
     "learn_perceptual",
     "luma",
+    "luma_centre_crop",
     "quality",
     "quantise",
     "read_tables",

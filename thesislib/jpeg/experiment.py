@@ -12,6 +12,7 @@ Both use Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) as in the implementation d
 table is written into a real JPEG file (:mod:`~thesislib.jpeg.codec`) and compared with the
 standard-JPEG quality sweep of the same image: metrics of the sweep are regressed on the
 size difference and read off at equal size (:func:`equal_size_comparison`, Fig. 3.12's method).
+The input of every image is its luma, optionally centre-cropped (:func:`luma_centre_crop`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from thesislib.jpeg.codec import Encoded, encode
-from thesislib.jpeg.dct import BLOCK, blocks_to_image, blockwise_dct, idct2, image_to_blocks
+from thesislib.jpeg.dct import BLOCK, blocks_to_image, blockwise_dct, idct2, image_to_blocks, luma
 from thesislib.jpeg.learnt import LearntQuantisation
 from thesislib.jpeg.metrics import PERCEPTUAL, perceptual_error, preference, quality, resolve_perceptual
 from thesislib.jpeg.tables import TableClippedWarning, clipped_entries, table_for_jpeg
@@ -100,6 +101,24 @@ class LearntTable:
     def jpeg_table(self) -> Tensor:
         """The table as written to the file (rounded, clipped to 1..255, no warning)."""
         return table_for_jpeg(self.table, warn=False)
+
+
+def luma_centre_crop(image: Tensor, crop: int = 0) -> Tensor:
+    """The experiment's input from an RGB uint8 image ``[3, H, W]``: its 8-bit luma, centre-cropped.
+
+    The thesis compressed one 8-bit channel (§3.3.3, Fig. 3.14), here the JFIF luma Y
+    (:func:`~thesislib.jpeg.dct.luma`). A positive ``crop`` keeps a ``crop`` × ``crop`` square near
+    the centre whose top-left corner lies on the 8×8 block grid of the whole image, so the crop's
+    blocks are blocks of the original; 0 keeps the whole image. Returns a contiguous uint8 ``[H, W]``.
+    """
+    y = luma(image)
+    if crop:
+        h, w = y.shape
+        if not 0 < crop <= min(h, w):
+            raise ValueError(f"crop must be 0 or a side in 1..{min(h, w)} for a {h}x{w} image, got {crop}")
+        top, left = (h - crop) // 2 // BLOCK * BLOCK, (w - crop) // 2 // BLOCK * BLOCK
+        y = y[top : top + crop, left : left + crop]
+    return y.contiguous()
 
 
 def _check_image(image: Tensor) -> Tensor:

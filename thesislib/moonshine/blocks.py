@@ -53,6 +53,7 @@ __all__ = [
     "ConvFactory",
     "GroupedPointwise",
     "Groups",
+    "PointwiseFactory",
     "PostActBlock",
     "PreActBlock",
     "parse_block",
@@ -60,6 +61,8 @@ __all__ = [
 
 #: ``(in_channels, out_channels, stride) -> module`` building one conv (or a conv substitute).
 ConvFactory = Callable[[int, int, int], nn.Module]
+#: ``(in_channels, out_channels) -> module`` building a 1×1 conv: dense by default, or a chapter-5 substitute.
+PointwiseFactory = Callable[[int, int], nn.Module]
 
 BLOCK_FORMS = (
     "S",
@@ -150,12 +153,27 @@ class BlockSpec:
         """How many conv units (with a BN + ReLU each) the block stacks: 2 for S and G, 1 for B and BG."""
         return 1 if self.kind in ("B", "BG") else 2
 
-    def conv(self, kernel_size: int = 3, dilation: int = 1) -> ConvFactory:
+    @property
+    def has_pointwise(self) -> bool:
+        """True if the block has 1×1 convs (G, B, BG): the convs a chapter-5 substitute can replace."""
+        return self.kind in ("G", "B", "BG")
+
+    def conv(
+        self, kernel_size: int = 3, dilation: int = 1, pointwise: PointwiseFactory | None = None
+    ) -> ConvFactory:
         """The factory of one conv unit of this block: ``(in, out, stride) -> module``.
 
         ``dilation`` dilates the k×k (or grouped) convolution; S-2x2 is always 2×2 with dilation 2.
+        ``pointwise`` builds the block's 1×1 convs, ``(in, out) -> module`` (default: a dense
+        ``nn.Conv2d``); a chapter-5 substitute there gives a cheap block with a structured pointwise
+        part (§5.2.2). S and S-2x2 have no 1×1 conv and refuse one.
         """
         kind = self.kind
+        if pointwise is not None and not self.has_pointwise:
+            raise ValueError(
+                f"block {self} has no 1×1 convolution for a substitute to replace; G(g), B(b) and "
+                "BG(b,g) have one (a substituted S block is chapter 5's separable block)"
+            )
         if kind == "S":
             return lambda i, o, s: _conv(i, o, kernel_size, s, dilation)
         if kind == "S-2x2":
@@ -166,7 +184,13 @@ class BlockSpec:
 
             def grouped(i: int, o: int, s: int) -> nn.Module:
                 return GroupedPointwise(
-                    i, o, s, groups.resolve(i), kernel_size=kernel_size, dilation=dilation
+                    i,
+                    o,
+                    s,
+                    groups.resolve(i),
+                    kernel_size=kernel_size,
+                    dilation=dilation,
+                    pointwise=pointwise,
                 )
 
             return grouped
@@ -177,21 +201,42 @@ class BlockSpec:
             if o % bottleneck:
                 raise ValueError(f"{self}: a bottleneck of {bottleneck} does not divide {o} output channels")
             mid = o // bottleneck
-            return Bottleneck(i, o, s, mid, groups.resolve(mid), kernel_size=kernel_size, dilation=dilation)
+            return Bottleneck(
+                i,
+                o,
+                s,
+                mid,
+                groups.resolve(mid),
+                kernel_size=kernel_size,
+                dilation=dilation,
+                pointwise=pointwise,
+            )
 
         return bottlenecked
 
     def block(
-        self, in_channels: int, out_channels: int, stride: int = 1, kernel_size: int = 3
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        kernel_size: int = 3,
+        pointwise: PointwiseFactory | None = None,
     ) -> PreActBlock:
         """A pre-activation residual block (Table 4.1, used in the Wide ResNets of Table 4.2)."""
-        return PreActBlock(in_channels, out_channels, stride, self.conv(kernel_size), convs=self.convs)
+        conv = self.conv(kernel_size, pointwise=pointwise)
+        return PreActBlock(in_channels, out_channels, stride, conv, convs=self.convs)
 
     def post_block(
-        self, in_channels: int, out_channels: int, stride: int = 1, kernel_size: int = 3
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        kernel_size: int = 3,
+        pointwise: PointwiseFactory | None = None,
     ) -> PostActBlock:
         """A post-activation residual block (footnote 5: BN + ReLU after each conv; ImageNet ResNets)."""
-        return PostActBlock(in_channels, out_channels, stride, self.conv(kernel_size), convs=self.convs)
+        conv = self.conv(kernel_size, pointwise=pointwise)
+        return PostActBlock(in_channels, out_channels, stride, conv, convs=self.convs)
 
 
 def parse_block(spec: str | BlockSpec) -> BlockSpec:
@@ -253,7 +298,7 @@ class GroupedPointwise(nn.Module):
         groups: int = 1,
         kernel_size: int = 3,
         dilation: int = 1,
-        pointwise: Callable[[int, int], nn.Module] | None = None,
+        pointwise: PointwiseFactory | None = None,
     ) -> None:
         super().__init__()
         if in_channels % groups:
@@ -274,7 +319,8 @@ class Bottleneck(nn.Module):
     """Conv1×1 (in → mid) → BN → ReLU → GConv(g) k×k (mid, stride) → BN → ReLU → Conv1×1 (mid → out).
 
     The conv unit of B(b) (``groups=1``) and BG(b, g) with ``mid = out/b`` (Table 4.1); inner ReLUs
-    are part of the substitute and not counted (``counts_activations = False``).
+    are part of the substitute and not counted (``counts_activations = False``). ``pointwise`` may
+    replace both 1×1 convs by any ``(in, out) -> module`` (chapter 5 substitutes).
     """
 
     counts_activations = False  # its inner ReLUs are part of the cheap unit (Table 4.3)
@@ -288,13 +334,15 @@ class Bottleneck(nn.Module):
         groups: int = 1,
         kernel_size: int = 3,
         dilation: int = 1,
+        pointwise: PointwiseFactory | None = None,
     ) -> None:
         super().__init__()
-        self.reduce = nn.Conv2d(in_channels, mid_channels, 1, bias=False)
+        one_by_one = pointwise or (lambda i, o: nn.Conv2d(i, o, 1, bias=False))
+        self.reduce = one_by_one(in_channels, mid_channels)
         self.bn1 = nn.BatchNorm2d(mid_channels)
         self.conv = _conv(mid_channels, mid_channels, kernel_size, stride, dilation, groups)
         self.bn2 = nn.BatchNorm2d(mid_channels)
-        self.expand = nn.Conv2d(mid_channels, out_channels, 1, bias=False)
+        self.expand = one_by_one(mid_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn1(self.reduce(x)))

@@ -301,8 +301,8 @@ class ModelSpec:
         return re.sub(r"[^A-Za-z0-9-]+", "_", f"{self.name}-{self.block}").strip("_")
 
     def build(self, num_classes: int) -> nn.Module:
-        """The network from :func:`thesislib.moonshine.models.build_model`."""
-        from thesislib.moonshine.models import build_model
+        """The network from :func:`thesislib.models.build_model`."""
+        from thesislib.models import build_model
 
         return build_model(self.name, block=self.block, num_classes=num_classes)
 

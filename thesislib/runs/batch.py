@@ -234,7 +234,7 @@ EXPERIMENT_PARAMETERS = ("seed", "epochs", "teacher_dir")
 
 def _experiment_runs(entry: dict[str, Any], where: str, profile: str, out_dir: Path) -> list[GridRun]:
     """The runs of an ``experiment:`` entry (one per parameter combination), checked before anything runs."""
-    from thesislib.experiments.runner import PROFILES as EXPERIMENT_PROFILES
+    from thesislib.paths import JOB_PROFILES
     from thesislib.experiments.runner import run_folder
     from thesislib.experiments.spec import get_experiment
 
@@ -250,9 +250,9 @@ def _experiment_runs(entry: dict[str, Any], where: str, profile: str, out_dir: P
         raise ValueError(f"{where}: {error}") from None
     if experiment.blocked:
         raise ValueError(f"{where}: experiment {name} cannot run yet: {experiment.blocked}")
-    if profile not in EXPERIMENT_PROFILES:
+    if profile not in JOB_PROFILES:
         raise ValueError(
-            f"{where}: experiments run in the profiles {', '.join(EXPERIMENT_PROFILES)}, not {profile!r}"
+            f"{where}: experiments run in the profiles {', '.join(JOB_PROFILES)}, not {profile!r}"
         )
     sweep = entry.get("parameters") or {}
     if not isinstance(sweep, dict) or set(sweep) - set(EXPERIMENT_PARAMETERS):

@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from thesislib.paths import PROJECT_ROOT
+from thesislib.paths import PROFILES, PROJECT_ROOT
 from thesislib.runs.profiles import check_profile
 from thesislib.runs.runner import RUNS_DIR, run_notebook
 
@@ -169,7 +169,7 @@ def lab_times(runs_dir: str | Path = RUNS_DIR) -> pd.DataFrame:
     runs_dir = Path(runs_dir)
     table = pd.DataFrame(index=[nb.stem for nb in book_notebooks()], dtype=float)
     table.index.name = "notebook"
-    for profile in ("smoke", "cpu", "paper"):
+    for profile in PROFILES:
         seconds = []
         for notebook in book_notebooks():
             executed = runs_dir / profile / notebook.name

@@ -34,10 +34,7 @@ from typing import Any
 import nbformat
 import yaml
 
-from thesislib.paths import PROJECT_ROOT
-
-PROFILES = ("smoke", "cpu", "paper")
-"""The execution profiles, from the smallest to the thesis' settings."""
+from thesislib.paths import PROFILES, PROJECT_ROOT
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PROFILES_FILE = NOTEBOOKS_DIR / "profiles.yml"
 

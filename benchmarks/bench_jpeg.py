@@ -5,7 +5,7 @@
 The perceptual path (a) runs MS-SSIM forward and backward on a crop every step; the MLP path (b)
 decodes a batch of blocks. On shared cores, small-kernel convolutions (MS-SSIM's 11×11 Gaussian)
 can be several times faster on one torch thread than on two, which is why the notebook exposes
-``torch_threads``. Prints one JSON line per setting.
+``threads``. Prints one JSON line per setting.
 """
 
 from __future__ import annotations

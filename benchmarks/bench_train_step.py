@@ -15,7 +15,7 @@ process at the same thread count (the ratios are medians over rounds):
   ``optimizer.zero_grad()``;
 - ``plain + tensor batches``: the same loop fed by :class:`thesislib.data.augment.CifarBatches`
   (crops and flips as tensor ops on whole batches) — what the data pipeline alone pays;
-- ``project``: :func:`thesislib.moonshine.recipes.train` as the notebooks call it (CifarBatches,
+- ``project``: :func:`thesislib.training.train` as the notebooks call it (CifarBatches,
   :class:`thesislib.training.Trainer`, the distillation loss in ``scratch`` mode), NCHW;
 - ``project channels_last``: the same with ``channels_last=True`` (notebook 06's setting);
 - ``project + foreach SGD`` / ``+ fused SGD``: the Trainer with ``SGD(foreach=True)`` or
@@ -41,10 +41,10 @@ import torch.nn.functional as F
 
 from thesislib.data import load_cifar
 from thesislib.data.augment import CifarBatches, cifar_normalisation, pil_loader
+from thesislib.data.cifar import CifarData, downsample
 from thesislib.models import build_model
 from thesislib.moonshine.distillation import DistillationLoss, DistillationSettings
-from thesislib.moonshine.recipes import CifarData, ModelSpec, Recipe, downsample, train
-from thesislib.training import TrainConfig, Trainer, seed_everything
+from thesislib.training import ModelSpec, Recipe, TrainConfig, Trainer, seed_everything, train
 
 SGD = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": True}
 

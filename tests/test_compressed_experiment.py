@@ -27,12 +27,13 @@ from thesislib.compressed.experiment import (
     plan_runs,
     run_experiment,
     solve_grid,
-    student_builder,
 )
+from thesislib.data.cifar import CifarData
 from thesislib.models import build_model, parameter_counter
-from thesislib.moonshine.recipes import ZAGORUYKO_CIFAR, CifarData, ModelSpec, Recipe, train
+from thesislib.moonshine.recipes import ZAGORUYKO_CIFAR
 from thesislib.paths import PROJECT_ROOT
 from thesislib.runs.profiles import notebook_parameters
+from thesislib.training import ModelSpec, Recipe, train
 
 NETWORK = "wrn-10-1"
 
@@ -201,12 +202,11 @@ def test_training_uses_the_crs_groups(tmp_path) -> None:
     groups = {}
     for crs in (True, False):
         trained = train(
-            ModelSpec(NETWORK, "rf:0.25"),
+            ModelSpec(NETWORK, substitute="rf:0.25"),
             data,
             RECIPE.replace(epochs=1, crs=crs),
             checkpoint_dir=tmp_path,
             progress=False,
-            builder=student_builder(),
         )
         state = torch.load(trained.checkpoint, weights_only=True)
         groups[crs] = [g["weight_decay"] for g in state["optimizer"]["param_groups"]]
@@ -220,9 +220,7 @@ def test_training_uses_the_crs_groups(tmp_path) -> None:
 
 
 def test_tiny_training_lowers_the_loss() -> None:
-    trained = train(
-        ModelSpec(NETWORK, "tt:0.5"), synthetic_data(), RECIPE, progress=False, builder=student_builder()
-    )
+    trained = train(ModelSpec(NETWORK, substitute="tt:0.5"), synthetic_data(), RECIPE, progress=False)
     losses = trained.history["loss"].tolist()
     assert losses == sorted(losses, reverse=True) and losses[-1] < 0.9 * losses[0], losses
     assert trained.steps["loss"].iloc[-5:].mean() < trained.steps["loss"].iloc[:5].mean()

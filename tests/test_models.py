@@ -139,3 +139,32 @@ def test_count_model_at_another_input_and_on_the_cpu() -> None:
     real = count_model("wrn-16-1", "G(N)", input_shape=(3, 64, 64), device="cpu")
     assert (meta.parameters, meta.mult_adds) == (real.parameters, real.mult_adds)
     assert meta.mult_adds > count_model("wrn-16-1", "G(N)").mult_adds * 3.9
+
+
+def test_a_model_spec_holds_a_typed_substitute_and_builds_through_the_registry() -> None:
+    from thesislib.training import ModelSpec
+
+    spec = ModelSpec("wrn-10-1", substitute="tt:0.3125")
+    assert spec.substitute == SubstituteSpec("tt", 0.3125) and spec.label == "wrn-10-1 tt:0.3125"
+    assert ModelSpec("wrn-10-1", "G(4)", substitute="rf:0.5").slug == "wrn-10-1-G_4_-rf_0_5"
+    assert ModelSpec("wrn-10-1", substitute="rf:0.123456789").substitute.tuning == 0.123456789
+    model = spec.build(10)
+    assert model.substitute == "tt:0.3125" and any(isinstance(m, Substitute) for m in model.modules())
+    with pytest.raises(ValueError, match="unknown substitute"):
+        ModelSpec("wrn-10-1", substitute="fft:1")
+    with pytest.raises(ValueError, match="unknown block spec"):
+        ModelSpec("wrn-10-1", "Q(2)")
+
+
+def test_substitute_behaviour_is_declared_by_its_class() -> None:
+    from thesislib.compressed.separable import SeparableBlock, SeparableConv2d
+    from thesislib.moonshine.blocks import PreActBlock
+
+    assert not SubstituteSpec("conv1x1").tunable and SubstituteSpec("rf", 0.5).tunable
+    assert SubstituteSpec("shufflenet", 2).whole_conv and not SubstituteSpec("tt", 0.5).whole_conv
+    assert issubclass(SeparableBlock, PreActBlock) and SeparableBlock.counts_activations is False
+    dilated = SeparableConv2d(8, 8, "rf:0.5", kernel_size=3, stride=1, dilation=2)
+    assert dilated.depthwise.dilation == (2, 2) and dilated.depthwise.padding == (2, 2)
+    assert dilated(torch.randn(1, 8, 9, 9)).shape == (1, 8, 9, 9)
+    unit = SeparableConv2d(8, 8, "shufflenet:2", kernel_size=3, stride=2)
+    assert unit.depthwise is None and unit.pointwise.stride == 2 and unit.stride == 2

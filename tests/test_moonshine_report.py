@@ -14,7 +14,6 @@ import pytest
 from thesislib.cost import FAMILY_COLOURS
 from thesislib.moonshine import report
 from thesislib.moonshine.distillation import DistillationSettings
-from thesislib.moonshine.recipes import ModelSpec
 from thesislib.moonshine.report import (
     StudentRuns,
     at_term_gap,
@@ -25,6 +24,7 @@ from thesislib.moonshine.report import (
     thesis_analogue,
 )
 from thesislib.reference import as_printed
+from thesislib.training import ModelSpec
 
 
 @pytest.fixture(scope="module")

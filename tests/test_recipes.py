@@ -1,4 +1,4 @@
-"""Tests of thesislib.moonshine.recipes: the protocols as configuration, training, caching and resuming.
+"""Tests of the CIFAR training of thesislib.training and the protocols of thesislib.moonshine.recipes: the protocols as configuration, training, caching and resuming.
 
 Training uses a tiny stand-in network with the Moonshine forward contract (logits, [three group outputs])
 on 512 real CIFAR-10 images (the offline ``cifar10-jpeg``), so the file takes a few seconds per run.
@@ -6,6 +6,7 @@ on 512 real CIFAR-10 images (the offline ``cifar10-jpeg``), so the file takes a 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,20 +17,12 @@ from torch import nn
 
 from thesislib import reference
 from thesislib.data.augment import CifarBatches
+from thesislib.data.cifar import CifarData, CifarSubset
 from thesislib.moonshine.blocks import parse_block
 from thesislib.moonshine.distillation import DistillationSettings
-from thesislib.moonshine.recipes import (
-    RECIPES,
-    ZAGORUYKO_CIFAR,
-    ZAGORUYKO_IMAGENET,
-    CifarData,
-    CifarSubset,
-    ModelSpec,
-    Recipe,
-    train,
-)
+from thesislib.moonshine.recipes import RECIPES, ZAGORUYKO_CIFAR, ZAGORUYKO_IMAGENET
 from thesislib.paths import PROJECT_ROOT
-from thesislib.training import config_hash
+from thesislib.training import ModelSpec, Recipe, config_hash, train
 
 
 class TinyNet(nn.Module):
@@ -142,17 +135,24 @@ def test_recipe_validation() -> None:
         ZAGORUYKO_CIFAR.lr_at(201)
 
 
-def test_cutout_joins_the_identity_only_when_on() -> None:
-    # The keys of recipes as they were hashed before Cutout existed (config_hash of the dataclass then):
-    # every existing chapter-4 checkpoint keeps its file name and run id.
-    before = {ZAGORUYKO_CIFAR: "e44aca4e43cd", ZAGORUYKO_IMAGENET: "d2811c6a35df", Recipe(): "e44aca4e43cd"}
-    for recipe, key in before.items():
-        assert "cutout" not in recipe.identity()
-        assert config_hash(recipe.identity()) == key
-    with_cutout = ZAGORUYKO_CIFAR.replace(cutout=16)
-    assert with_cutout.identity() == {**ZAGORUYKO_CIFAR.identity(), "cutout": 16}
-    assert config_hash(with_cutout.identity()) != before[ZAGORUYKO_CIFAR]
-    assert with_cutout.scaled(20).cutout == 16
+def test_every_recipe_field_is_part_of_the_run_identity() -> None:
+    """The identity is the whole recipe: changing any field (Cutout included) gives another run id."""
+    identity = ZAGORUYKO_CIFAR.identity()
+    assert set(identity) == {f.name for f in dataclasses.fields(Recipe)}
+    changes = {
+        "epochs": 3,
+        "batch_size": 64,
+        "lr": 0.05,
+        "momentum": 0.5,
+        "weight_decay": 1e-4,
+        "nesterov": True,
+    }
+    changes |= {"schedule": "cosine", "milestones": (10,), "gamma": 0.1, "cutout": 16}
+    keys = {
+        config_hash(ZAGORUYKO_CIFAR.replace(**{name: value}).identity()) for name, value in changes.items()
+    }
+    assert len(keys) == len(changes) and config_hash(identity) not in keys
+    assert ZAGORUYKO_CIFAR.replace(cutout=16).scaled(20).cutout == 16
 
 
 def test_notebook_paper_profile_is_the_thesis_protocol() -> None:
@@ -197,7 +197,13 @@ def test_cifar_subset_is_stratified_and_seeded(data: CifarData) -> None:
     assert torch.equal(again.train_images, data.train_images)
     other = CifarSubset("cifar10-jpeg", train_size=512, test_size=256, seed=1).load()
     assert not torch.equal(other.train_images, data.train_images)
-    assert data.identity == {"name": "cifar10-jpeg", "train_size": 512, "test_size": 256, "seed": 0}
+    assert data.identity == {
+        "name": "cifar10-jpeg",
+        "train_size": 512,
+        "test_size": 256,
+        "seed": 0,
+        "resolution": 32,
+    }
 
 
 def test_downsampled_subset_pools_and_keys_the_resolution(data: CifarData) -> None:
@@ -205,13 +211,13 @@ def test_downsampled_subset_pools_and_keys_the_resolution(data: CifarData) -> No
     assert small.train_images.shape == (512, 3, 16, 16) and small.train_images.dtype == torch.uint8
     expected = data.train_images[:2].float().reshape(2, 3, 16, 2, 16, 2).mean((3, 5)).round()
     assert torch.equal(small.train_images[:2].float(), expected)
-    assert small.identity["resolution"] == 16 and "resolution" not in data.identity
+    assert small.identity["resolution"] == 16 and data.identity["resolution"] == 32
     with pytest.raises(ValueError, match="resolution"):
         CifarSubset("cifar10-jpeg", train_size=8, test_size=8, resolution=12).load()
 
 
 def test_shared_teacher_check_records_and_rejects_another_teacher(data: CifarData, tmp_path: Path) -> None:
-    from thesislib.moonshine.recipes import check_shared_teacher
+    from thesislib.training import check_shared_teacher
 
     recipe = FAST.replace(epochs=1)
     first = train(TEACHER, data, recipe, builder=tiny_builder, device="cpu", progress=False)
@@ -371,7 +377,7 @@ def test_cutout_reaches_the_batches_and_the_run_key(data: CifarData, tmp_path: P
     assert runs[0].checkpoint != runs[8].checkpoint and runs[0].run_id != runs[8].run_id
     assert not runs[0].steps["loss"].equals(runs[8].steps["loss"])
     stored = {side: torch.load(run.checkpoint, weights_only=True)["identity"] for side, run in runs.items()}
-    assert "cutout" not in stored[0]["hparams"]["recipe"] and stored[8]["hparams"]["recipe"]["cutout"] == 8
+    assert stored[0]["hparams"]["recipe"]["cutout"] == 0 and stored[8]["hparams"]["recipe"]["cutout"] == 8
     assert runs[0].checkpoint.name.endswith(f"-{config_hash(stored[0]['hparams'])}.pt")
 
 

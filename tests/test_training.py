@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from thesislib.training import (
     NOT_HASHED,
+    StepBatches,
     TensorBatches,
     TrainConfig,
     Trainer,
@@ -536,3 +537,35 @@ def test_checkpoint_holds_the_full_state(tmp_path: Path) -> None:
     assert {"python", "numpy", "torch"} <= set(state["rng"])
     assert state["epoch"] == 1 and len(state["history"]) == 1 and len(state["steps"]) == STEPS_PER_EPOCH
     assert math.isfinite(state["history"][0]["loss"])
+
+
+def test_step_batches_make_one_batch_per_step_in_order() -> None:
+    seen: list[int] = []
+    batches = StepBatches(lambda step: seen.append(step) or torch.full((2,), float(step)), 4)
+    assert (
+        len(batches) == 4 and [float(b[0]) for b in batches] == [0.0, 1.0, 2.0, 3.0] and seen == [0, 1, 2, 3]
+    )
+    with pytest.raises(ValueError, match="steps must be positive"):
+        StepBatches(lambda step: step, 0)
+
+
+def test_a_step_loop_on_the_trainer_draws_its_batches_between_the_steps() -> None:
+    """A batch made from a generator (the JPEG windows) is drawn right before its step's loss, so a
+    loss that draws from the same generator sees the same stream as a hand-written loop."""
+    model = nn.Linear(3, 1)
+    generator = torch.Generator().manual_seed(0)
+    draws: list[str] = []
+
+    def batch(step: int) -> torch.Tensor:
+        draws.append(f"batch {step}")
+        return torch.randn(4, 3, generator=generator)
+
+    def loss_fn(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        draws.append("loss")
+        return network(x + torch.randn(x.shape, generator=generator)).square().mean()
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, optimizer, StepBatches(batch, 3), loss_fn, TrainConfig(epochs=1, progress=False))
+    trainer.fit()
+    assert draws == ["batch 0", "loss", "batch 1", "loss", "batch 2", "loss"]
+    assert len(trainer.step_history) == 3

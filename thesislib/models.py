@@ -489,9 +489,9 @@ def solve_setting(
 
 def _separable_or_cheap_block(request: ModelRequest, *, pre_activation: bool) -> BlockFactory:
     """The ``(in, out, stride)`` block factory of a WRN (pre-activation) or ResNet (post-activation)."""
-    from thesislib.compressed.networks import pointwise_conv, separable_conv
+    from thesislib.compressed.networks import pointwise_conv, substituted_conv
     from thesislib.compressed.separable import separable_block_factory
-    from thesislib.moonshine.blocks import PostActBlock
+    from thesislib.moonshine.blocks import PostActBlock, PreActBlock
 
     spec, substitute = request.block_spec, request.substitute
     kernel_size = int(request.options.get("kernel_size", 3))
@@ -499,19 +499,18 @@ def _separable_or_cheap_block(request: ModelRequest, *, pre_activation: bool) ->
         raise ValueError(f"kernel_size must be a positive integer, not {kernel_size}")
     if spec is None:  # a custom factory
         return request.block  # type: ignore[return-value]
+    if substitute is not None and spec.kind == "S" and pre_activation:  # chapter 5's separable WRN block
+        if kernel_size != 3:
+            raise ValueError("the separable WRN blocks of chapter 5 are 3×3; kernel_size must be 3")
+        return separable_block_factory(substitute)
     if substitute is None:
-        make = spec.block if pre_activation else spec.post_block
-        return lambda i, o, s: make(i, o, s, kernel_size)
-    if spec.kind == "S":  # chapter 5: both k×k convs separable with a substituted pointwise part
-        if pre_activation:
-            if kernel_size != 3:
-                raise ValueError("the separable WRN blocks of chapter 5 are 3×3; kernel_size must be 3")
-            return separable_block_factory(substitute)
-        return lambda i, o, s: PostActBlock(
-            i, o, s, lambda a, b, t: separable_conv(substitute, a, b, kernel_size, t)
-        )
-    make = spec.block if pre_activation else spec.post_block
-    return lambda i, o, s: make(i, o, s, kernel_size, pointwise=lambda a, b: pointwise_conv(substitute, a, b))
+        conv = spec.conv(kernel_size)
+    elif spec.kind == "S":  # both k×k convs separable with a substituted pointwise part
+        conv = lambda i, o, s: substituted_conv(substitute, i, o, kernel_size, s)  # noqa: E731
+    else:  # a cheap block whose 1×1 convs are the substitute
+        conv = spec.conv(kernel_size, pointwise=lambda i, o: pointwise_conv(substitute, i, o))
+    residual = PreActBlock if pre_activation else PostActBlock
+    return lambda i, o, s: residual(i, o, s, conv, convs=spec.convs)
 
 
 def _substituted_linear(model: nn.Module, attribute: str, request: ModelRequest) -> None:
@@ -607,14 +606,14 @@ def _erfnet(request: ModelRequest) -> nn.Module:
 )
 def _darts(request: ModelRequest) -> nn.Module:
     from thesislib.compressed.darts import DARTSNetwork
-    from thesislib.compressed.networks import pointwise_conv, separable_conv
+    from thesislib.compressed.networks import pointwise_conv, substituted_conv
 
     spec = request.substitute
     layers: dict[str, Any] = {}
     if spec is not None:
         layers = {
             "pointwise": lambda i, o: pointwise_conv(spec, i, o),
-            "separable": lambda i, o, k, s, d: separable_conv(spec, i, o, k, s, d),
+            "separable": lambda i, o, k, s, d: substituted_conv(spec, i, o, k, s, d),
         }
     model = DARTSNetwork(**layers, num_classes=request.num_classes, **request.options)
     _substituted_linear(model, "classifier", request)

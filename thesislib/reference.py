@@ -35,13 +35,13 @@ def value(name: str, row: str) -> float:
     return float(frame.loc[row, "value"])
 
 
-def as_printed(value: float | Decimal, digits: int = 1) -> str:
+def as_printed(value: float, digits: int = 1) -> str:
     """``value`` to ``digits`` decimals as the thesis prints its numbers: rounded half up.
 
     The thesis rounds the decimal value half up (Table 4.3: 814,650 parameters print as 814.7K), while
-    Python's :func:`round` rounds the binary float half to even (``round(0.125, 2) == 0.12``,
+    Python's ``round`` rounds the binary float half to even (``round(0.125, 2) == 0.12``,
     ``round(2.675, 2) == 2.67``; here ``"0.13"`` and ``"2.68"``). A float is read as its shortest repr,
-    the decimal number it was written as; an ``int`` or :class:`~decimal.Decimal` exactly. Compare two
+    the decimal number it was written as; an ``int`` or a ``decimal.Decimal`` exactly. Compare two
     numbers "to the printed precision" by comparing their ``as_printed`` strings.
     """
     if digits < 0:

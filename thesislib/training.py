@@ -21,6 +21,23 @@ bit-identical weights and metrics::
     trainer = Trainer(model, optimizer, data, cross_entropy_loss, config, hparams=hparams)
     history = trainer.fit()  # one row per epoch; trainer.step_history has one row per step
 
+On top of the loop, the CIFAR training both Moonshine (chapter 4) and the compressed students (chapter 5)
+use: a :class:`Recipe` is plain data (SGD with momentum, weight decay, a step or cosine schedule,
+Cutout), a :class:`ModelSpec` names a network of the model registry, and :func:`train` trains one on
+CIFAR (:class:`~thesislib.data.cifar.CifarData`, on-device batches from
+:class:`~thesislib.data.augment.CifarBatches`) from scratch, with knowledge distillation (Eq. 4.1) or
+with attention transfer (Eq. 4.2), logging the loss terms per step. Runs are cached: with
+``checkpoint_dir`` each run is saved after every epoch under ``checkpoint_path(checkpoint_dir, name,
+identity)``, where the identity holds the model, data subset, recipe, distillation settings, seed and,
+for students, the teacher's run id. A re-run with the same configuration resumes or just loads, so one
+teacher serves every student::
+
+    data = CifarSubset("cifar10-jpeg", train_size=5000, test_size=2000).load()
+    teacher = train(ModelSpec("wrn-16-2"), data, recipe, checkpoint_dir="runs/ckpt")
+    student = train(ModelSpec("wrn-16-2", "B(2)"), data, recipe, teacher=teacher,
+                    distillation=DistillationSettings("at"), checkpoint_dir="runs/ckpt")
+    student.test_error, student.steps[["step", "ce", "at1", "at2", "at3"]]
+
 Several processes (``torchrun``, :func:`thesislib.experiments.runner.init_distributed`): when a ``torch.distributed`` process
 group is initialised, :class:`Trainer` wraps the model in ``DistributedDataParallel`` (gradients are
 averaged over the processes), logs the loss averaged over the processes, and only rank 0 writes
@@ -36,37 +53,54 @@ import enum
 import hashlib
 import json
 import math
+import numbers
 import os
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from thesislib.atomic import atomic_path
 
+if TYPE_CHECKING:
+    from thesislib.compressed.base import SubstituteSpec
+    from thesislib.data.cifar import CifarData
+    from thesislib.moonshine.distillation import DistillationSettings
+
 __all__ = [
     "FAULT_ENV",
     "NOT_HASHED",
+    "SCHEDULES",
+    "TEACHER_RECORD",
     "LossFn",
+    "ModelSpec",
+    "Recipe",
     "ShardedBatches",
+    "StepBatches",
     "TensorBatches",
     "TrainConfig",
+    "TrainedModel",
     "Trainer",
+    "check_shared_teacher",
     "checkpoint_path",
     "config_hash",
+    "evaluate_error",
     "load_checkpoint",
     "progress_enabled",
     "seed_everything",
     "select_device",
     "to_device",
+    "train",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -264,6 +298,28 @@ class TensorBatches:
             index = slice(start, stop) if order is None else order[start:stop]
             batch = tuple(tensor[index] for tensor in self.tensors)
             yield batch if self.transform is None else self.transform(batch)
+
+
+class StepBatches:
+    """``steps`` batches made by ``make_batch(step)`` (step from 0), for loops counted in steps, not epochs.
+
+    The JPEG tables (§3.3.3: a random window of the image per step) and the ACDC toy regression
+    (§5.2.3: the same full batch every step) train this way with ``TrainConfig(epochs=1)``. A batch may
+    be anything :func:`to_device` moves; ``make_batch`` may draw from its own generator, which runs
+    just before the step's loss, in step order.
+    """
+
+    def __init__(self, make_batch: Callable[[int], Any], steps: int) -> None:
+        if steps < 1:
+            raise ValueError(f"steps must be positive, got {steps}")
+        self.make_batch = make_batch
+        self.steps = int(steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self.make_batch(step) for step in range(self.steps))
 
 
 class ShardedBatches:
@@ -775,3 +831,344 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
             for name in _differences(a, b, f"{prefix}{i}.")
         ]
     return [] if old == new else [prefix.rstrip(".") or "(whole configuration)"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CIFAR recipes, shared by chapters 4 and 5
+
+SCHEDULES = ("step", "cosine", "constant")
+
+# ----------------------------------------------------------------------------------------------------------
+# Recipes
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """SGD + momentum with weight decay on every parameter and a learning-rate schedule (plain data).
+
+    ``schedule="step"`` multiplies the rate by ``gamma`` after each epoch in ``milestones`` (epochs are
+    counted from 1, so with milestones (60, 120, 160) epochs 1–60 use ``lr``, 61–120 ``lr·γ``, ...,
+    as ``MultiStepLR`` stepped once per epoch); ``"cosine"`` anneals it to 0 over all steps (per step);
+    ``"constant"`` keeps it.
+
+    ``cutout`` is the side of the Cutout square cut from every training image (DeVries and Taylor,
+    2017; :class:`~thesislib.data.augment.CifarBatches`), 0 for none.
+    """
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: Literal["step", "cosine", "constant"] = "step"
+    milestones: tuple[int, ...] = (60, 120, 160)
+    gamma: float = 0.2
+    cutout: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}"
+            )
+        if self.lr <= 0 or not 0 <= self.momentum < 1 or self.weight_decay < 0:
+            raise ValueError(
+                f"need lr > 0, momentum in [0, 1), weight_decay >= 0; got {self.lr}, {self.momentum}, "
+                f"{self.weight_decay}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m < 1 for m in self.milestones):
+            raise ValueError(f"milestones must be increasing positive epochs, got {list(self.milestones)}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if isinstance(self.cutout, bool) or not isinstance(self.cutout, numbers.Integral) or self.cutout < 0:
+            raise ValueError(
+                f"cutout must be a non-negative integer side length (0: off), got {self.cutout!r}"
+            )
+        object.__setattr__(self, "cutout", int(self.cutout))
+
+    def identity(self) -> dict[str, Any]:
+        """The recipe as run-identity data: every field (:func:`~thesislib.training.config_hash` hashes it)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some fields changed (e.g. ``schedule="cosine"``)."""
+        return dataclasses.replace(self, **changes)
+
+    def scaled(self, epochs: int) -> Recipe:
+        """The same recipe over ``epochs`` epochs, with the milestones moved proportionally (at least 1 apart)."""
+        milestones: list[int] = []
+        for m in self.milestones:
+            scaled = max(1, round(m * epochs / self.epochs))
+            if scaled < epochs and (not milestones or scaled > milestones[-1]):
+                milestones.append(scaled)
+        return dataclasses.replace(self, epochs=epochs, milestones=tuple(milestones))
+
+    def lr_at(self, epoch: int, fraction: float = 0.0) -> float:
+        """The learning rate during epoch ``epoch`` (from 1), ``fraction`` of the way through it."""
+        if not 1 <= epoch <= self.epochs:
+            raise ValueError(f"epoch must be in [1, {self.epochs}], got {epoch}")
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "step":
+            return self.lr * self.gamma ** sum(epoch > m for m in self.milestones)
+        progress = (epoch - 1 + fraction) / self.epochs
+        return 0.5 * self.lr * (1 + math.cos(math.pi * progress))
+
+    def optimizer(self, model: nn.Module) -> torch.optim.SGD:
+        """SGD over all of ``model``'s trainable parameters, weight decay on all of them (as in the thesis' code)."""
+        return torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov,
+        )
+
+    def scheduler(
+        self, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+    ) -> tuple[torch.optim.lr_scheduler.LRScheduler, Literal["epoch", "step"]]:
+        """The schedule and whether it is stepped per ``"epoch"`` or per ``"step"`` (for ``TrainConfig``)."""
+        if self.schedule == "step":
+            return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(self.milestones), self.gamma), "epoch"
+        if self.schedule == "cosine":
+            total = self.epochs * steps_per_epoch
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=0.0), "step"
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0), "epoch"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A network of the model registry by name, block and substitute (:func:`thesislib.models.build_model`).
+
+    ``ModelSpec("wrn-40-2", "G(N/4)")`` is a chapter-4 student; ``ModelSpec("wrn-16-2", substitute="tt:0.3125")``
+    a chapter-5 one (every 3×3 conv separable, its pointwise part a Tensor-Train). The substitute is
+    held as a :class:`~thesislib.compressed.base.SubstituteSpec` (text is parsed once, keeping every
+    digit of the setting); block and substitute are validated when the spec is made, the name when it
+    is built (:func:`train` may take another builder).
+    """
+
+    name: str
+    block: str = "S"
+    substitute: SubstituteSpec | None = None
+
+    def __post_init__(self) -> None:
+        from thesislib.compressed.base import parse_substitute
+        from thesislib.moonshine.blocks import parse_block
+
+        parse_block(self.block)
+        if self.substitute is not None:
+            object.__setattr__(self, "substitute", parse_substitute(self.substitute))
+
+    @property
+    def label(self) -> str:
+        """``wrn-40-2 G(N/4)``, ``wrn-16-2 tt:0.3125`` (an S block is not named beside a substitute)."""
+        if self.substitute is None:
+            return f"{self.name} {self.block}"
+        block = "" if self.block == "S" else f" {self.block}"
+        return f"{self.name}{block} {self.substitute}"
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe label: ``wrn-40-2-G_N_4``."""
+        return re.sub(r"[^A-Za-z0-9-]+", "_", self.label.replace(" ", "-")).strip("_")
+
+    def build(self, num_classes: int) -> nn.Module:
+        """The network from :func:`thesislib.models.build_model`."""
+        from thesislib.models import build_model
+
+        return build_model(self.name, self.block, substitute=self.substitute, num_classes=num_classes)
+
+
+ModelBuilder = Callable[[ModelSpec, int], nn.Module]
+"""``builder(spec, num_classes) -> nn.Module``: how :func:`train` builds a network (default :meth:`ModelSpec.build`)."""
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A trained network with its logs: ``history`` per epoch, ``steps`` per optimiser step."""
+
+    spec: ModelSpec
+    method: str
+    model: nn.Module
+    history: pd.DataFrame
+    steps: pd.DataFrame
+    run_id: str
+    checkpoint: Path | None = None
+
+    @property
+    def test_error(self) -> float:
+        """Top-1 test error (%) after the last epoch."""
+        return float(self.history["test_error"].iloc[-1])
+
+
+def evaluate_error(model: nn.Module, batches: Iterable[Any]) -> dict[str, float]:
+    """Top-1 error (%) and mean cross entropy of ``model`` (in its current mode) over ``batches``."""
+    wrong, loss, count = 0.0, 0.0, 0
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            logits = out[0] if isinstance(out, tuple) else out
+            wrong += float((logits.argmax(dim=1) != y).sum())
+            loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            count += len(y)
+    return {"test_error": 100.0 * wrong / count, "test_loss": loss / count}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training
+
+
+def train(
+    spec: ModelSpec,
+    data: CifarData,
+    recipe: Recipe,
+    *,
+    distillation: DistillationSettings | None = None,
+    teacher: TrainedModel | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    eval_batch_size: int = 500,
+    channels_last: bool = False,
+    builder: ModelBuilder | None = None,
+) -> TrainedModel:
+    """Train ``spec`` on ``data`` with ``recipe``: from scratch, or distilled from ``teacher`` (§4.4).
+
+    Args:
+        spec: the network (built by ``builder``, default :meth:`ModelSpec.build`).
+        data: training and test tensors (:meth:`thesislib.data.cifar.CifarSubset.load`).
+        recipe: optimiser, schedule and Cutout (:data:`thesislib.moonshine.recipes.ZAGORUYKO_CIFAR` in the
+            paper profile).
+        distillation: ``scratch`` (default), ``kd`` (Eq. 4.1) or ``at`` (Eq. 4.2).
+        teacher: the trained teacher, required for ``kd`` and ``at``; its run id is part of the student's.
+        seed: initialisation, data order, crops, flips and Cutout squares.
+        checkpoint_dir: cache and resume runs there (``None``: keep in memory).
+        channels_last: feed channels-last images (can be faster on GPUs; same numbers up to rounding).
+
+    The test error is evaluated after every epoch (``history["test_error"]``); ``steps`` holds the loss
+    and its terms (``ce``, ``kd`` or ``at1..at3`` β-scaled, ``train_error``) for every step.
+    """
+    from thesislib.data.augment import CifarBatches
+    from thesislib.moonshine.distillation import DistillationLoss, DistillationSettings
+
+    settings = distillation or DistillationSettings()
+    if settings.needs_teacher and teacher is None:
+        raise ValueError(f"distillation method {settings.method!r} needs a trained teacher")
+    if not settings.needs_teacher and teacher is not None:
+        raise ValueError("a teacher was given but the distillation method is 'scratch'")
+    identity: dict[str, Any] = {
+        "model": spec,
+        "data": dict(data.identity),
+        "recipe": recipe.identity(),
+        "distillation": settings,
+        "teacher": None if teacher is None else teacher.run_id,
+        "seed": seed,
+    }
+    run_device = select_device(device)
+    seed_everything(seed)
+    model = (builder or ModelSpec.build)(spec, data.num_classes)
+    # The parameter names and shapes join the identity, so a changed implementation never loads a stale run.
+    identity["architecture"] = config_hash([[name, list(t.shape)] for name, t in model.state_dict().items()])
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    mean, std = data.normalisation
+    batches = CifarBatches(
+        data.train_images,
+        data.train_labels,
+        batch_size=recipe.batch_size,
+        mean=mean,
+        std=std,
+        cutout=recipe.cutout,
+        padding=max(1, data.train_images.shape[-1] // 8),  # the thesis' 4 px at 32×32, 2 px at 16×16
+        seed=seed,
+        device=run_device,
+        channels_last=channels_last,
+    )
+    test = CifarBatches(
+        data.test_images,
+        data.test_labels,
+        batch_size=eval_batch_size,
+        mean=mean,
+        std=std,
+        augment=False,
+        shuffle=False,
+        device=run_device,
+        channels_last=channels_last,
+    )
+    optimizer = recipe.optimizer(model)
+    scheduler, per = recipe.scheduler(optimizer, len(batches))
+    path = None
+    if checkpoint_dir is not None:
+        path = checkpoint_path(checkpoint_dir, f"{spec.slug}-{settings.method}", identity)
+    config = TrainConfig(
+        epochs=recipe.epochs,
+        seed=seed,
+        schedule_per=per,
+        device=str(run_device),
+        checkpoint=path,
+        progress=progress,
+    )
+    loss_fn = DistillationLoss(settings, None if teacher is None else teacher.model)
+    trainer = Trainer(
+        model,
+        optimizer,
+        batches,
+        loss_fn,
+        config,
+        scheduler=scheduler,
+        evaluate=lambda m: evaluate_error(m, test),
+        hparams=identity,
+    )
+    history = trainer.fit()
+    model.eval()
+    return TrainedModel(
+        spec=spec,
+        method=settings.method,
+        model=model,
+        history=history,
+        steps=trainer.step_history,
+        run_id=trainer.run_id,
+        checkpoint=path,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One teacher for chapters 4 and 5
+
+TEACHER_RECORD = "teacher.json"
+
+
+def check_shared_teacher(
+    folder: str | Path, run: TrainedModel, owner: str, record: bool = False
+) -> dict[str, Any]:
+    """Assert that ``run`` is the teacher recorded in ``folder`` (``record=True``, or none recorded: record it).
+
+    Notebook 05 trains chapter 4's teacher and records its run id in ``folder/teacher.json``; notebook
+    06 reuses it through the same checkpoints. Its run id depends on every setting (data, recipe,
+    seed, architecture), so a changed ``batch_size`` or ``cutout`` in one notebook would silently train
+    another teacher: this raises ``ValueError`` instead. Returns the record.
+    """
+    import json
+
+    from thesislib.atomic import atomic_write_text
+
+    path = Path(folder) / TEACHER_RECORD
+    mine = {"run_id": run.run_id, "model": run.spec.label, "recorded_by": owner}
+    if path.exists() and not record:
+        recorded = json.loads(path.read_text())
+        if recorded.get("run_id") != run.run_id:
+            raise ValueError(
+                f"{owner}'s teacher ({run.spec.label}, run {run.run_id}) is not the teacher recorded in {path} "
+                f"by {recorded.get('recorded_by')} (run {recorded.get('run_id')}): their teacher settings "
+                "(data, resolution, recipe, seed) differ; make them equal"
+            )
+        return recorded
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(mine, indent=1))
+    return mine

@@ -112,6 +112,9 @@ class Substitute(nn.Module):
     #: ``True`` if the substitute replaces a whole k×k conv, holding its own depthwise conv (the linear
     #: ShuffleNet unit, §5.2.3), so a separable conv is built as this substitute alone
     whole_conv: ClassVar[bool] = False
+    #: the keyword of a bottleneck width the networks set by a convention (the linear ShuffleNet's
+    #: ``bottleneck``, :class:`~thesislib.compressed.networks.NetworkSubstitute`), or ``None``
+    bottleneck_keyword: ClassVar[str | None] = None
     #: spatial kernel, stride and dilation of the effective operator (1 for a pointwise substitute)
     kernel_size: int = 1
     stride: int = 1

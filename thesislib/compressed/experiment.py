@@ -7,13 +7,13 @@ compression-ratio-scaled (CRS) weight decay (§5.2.5), with ablations that switc
 Fig. 5.13) and AT off (§5.3.6, Fig. 5.16).
 
 This module runs the same design on a network and data small enough for a CPU, on top of chapter
-4's training recipes (:func:`thesislib.moonshine.recipes.train`), which it does not fork:
+4's CIFAR training (:func:`thesislib.training.train`), which it does not fork:
 
-- :class:`CRSRecipe` is a :class:`~thesislib.moonshine.recipes.Recipe` whose optimiser uses the CRS
+- :class:`CRSRecipe` is a :class:`~thesislib.training.Recipe` whose optimiser uses the CRS
   parameter groups of :func:`~thesislib.compressed.crs.crs_param_groups` (``crs=False``: the ablation);
-- :func:`student_builder` builds a chapter-4 WRN whose 3×3 convolutions are separable with a
-  substituted pointwise part, from a :class:`~thesislib.moonshine.recipes.ModelSpec` whose block is
-  a substitute spec such as ``"tt:0.3125"`` (the builder hook of ``train``);
+- a student is a :class:`~thesislib.training.ModelSpec` with a substitute, e.g.
+  ``ModelSpec("wrn-16-2", substitute="tt:0.3125")``: the WRN with every 3×3 convolution separable and
+  its pointwise part substituted (:func:`thesislib.models.build_model`);
 - :func:`matched_budgets` / :func:`solve_grid` pick budgets inside the common support of all
   methods and solve each method's tuning for them (§5.2.4, with the budget solver);
 - :func:`plan_runs` lists the runs (main grid: AT + CRS at every budget; ablations: without CRS and
@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from thesislib.compressed.base import SUBSTITUTES, parse_substitute
+from thesislib.compressed.base import SUBSTITUTES
 from thesislib.compressed.budget import (
     BudgetHit,
     budgets_in_support,
@@ -47,8 +47,9 @@ from thesislib.compressed.budget import (
     tuning_curves,
 )
 from thesislib.compressed.crs import crs_param_groups
+from thesislib.data.cifar import CifarData
 from thesislib.moonshine.distillation import DistillationSettings
-from thesislib.moonshine.recipes import CifarData, ModelSpec, Recipe, TrainedModel, train
+from thesislib.training import ModelSpec, Recipe, TrainedModel, train
 
 __all__ = [
     "METHODS",
@@ -60,11 +61,9 @@ __all__ = [
     "ablation",
     "matched_budgets",
     "matched_weight_decay",
-    "parse_substitute_method",
     "plan_runs",
     "run_experiment",
     "solve_grid",
-    "student_builder",
     "summed_decay",
 ]
 
@@ -77,7 +76,7 @@ METHODS: tuple[str, ...] = ("rf", "acdc", "hashed", "tt", "tucker", "shufflenet"
 
 @dataclasses.dataclass(frozen=True)
 class CRSRecipe(Recipe):
-    """A chapter-4 :class:`~thesislib.moonshine.recipes.Recipe` with CRS weight decay (Eq. 5.18).
+    """A chapter-4 :class:`~thesislib.training.Recipe` with CRS weight decay (Eq. 5.18).
 
     Every substitute layer's parameters form one optimiser group at ``weight_decay × M/N``, where
     ``M/N`` is the network-wide compression ratio as in the thesis' code (``crs_scope="network"``:
@@ -287,39 +286,6 @@ THESIS_SUMMED_DECAY: float = summed_decay(PROTOCOLS["wrn-28-10"].recipe(), math.
 # The CPU-scale student: a chapter-4 WRN with separable, substituted convolutions
 
 
-def student_builder(**substitute_options: Any) -> Callable[[ModelSpec, int], nn.Module]:
-    """A ``builder(spec, num_classes)`` for :func:`~thesislib.moonshine.recipes.train`.
-
-    ``spec.block`` is either a chapter-4 block (``"S"``: the standard network) or a substitute
-    (``"rf:0.25"``, ``"conv1x1"``): every block's 3×3 convs separable with that pointwise part,
-    built by :func:`thesislib.models.build_model` with the chapter-5 network conventions (e.g. the
-    linear ShuffleNet bottleneck of ``out // 4``, as for WRN-28-10).
-    """
-    from thesislib.models import build_model
-
-    def build(spec: ModelSpec, num_classes: int) -> nn.Module:
-        method = parse_substitute_method(spec.block)
-        if method is None:
-            return spec.build(num_classes)
-        options = substitute_options or None
-        return build_model(
-            spec.name, substitute=spec.block, num_classes=num_classes, substitute_options=options
-        )
-
-    return build
-
-
-def parse_substitute_method(text: str) -> str | None:
-    """The substitute method of a run's ``block`` text (``"tt:0.5"`` → ``"tt"``), or ``None`` for a Table 4.1 block."""
-    from thesislib.moonshine.blocks import parse_block
-
-    try:
-        parse_block(text)
-    except ValueError:
-        return parse_substitute(text).method  # raises, listing the valid methods, if it is neither
-    return None
-
-
 def _rounded(value: float, digits: int) -> float:
     return float(f"{value:.{digits}g}")
 
@@ -401,10 +367,10 @@ class SubstitutionRun:
         return "base" if self.weight_decay is None else "matched"
 
     @property
-    def block(self) -> str:
-        """The substitute spec string used as the student's block (``"tt:0.3125"``)."""
-        if self.method == "conv1x1":
-            return "conv1x1"
+    def substitute(self) -> str:
+        """The student's substitute as text (``"tt:0.3125"``; the setting keeps every digit)."""
+        if self.method not in SUBSTITUTES:  # the dense baseline has no setting
+            return self.method
         return f"{self.method}:{self.tuning!r}"
 
     @property
@@ -484,7 +450,7 @@ def run_experiment(
     progress: bool = True,
     on_result: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
-    """Train every run (chapter 4's :func:`~thesislib.moonshine.recipes.train`) and tabulate the results.
+    """Train every run (:func:`~thesislib.training.train`, as chapter 4) and tabulate the results.
 
     Each run uses ``recipe`` as a :class:`CRSRecipe` with the run's CRS switch, AT (Eq. 4.2, ``beta``)
     from ``teacher`` or plain cross entropy, and the same ``seed`` (so arms differ only by the
@@ -492,7 +458,6 @@ def run_experiment(
     decay, test_error, final_loss, seconds, run_id``. Runs are cached in ``checkpoint_dir``.
     """
     base = CRSRecipe(**dataclasses.asdict(recipe)) if not isinstance(recipe, CRSRecipe) else recipe
-    builder = student_builder()
     rows = []
     for run in runs:
         settings = DistillationSettings(run.distillation, beta=beta)  # type: ignore[arg-type]
@@ -500,7 +465,7 @@ def run_experiment(
             raise ValueError(f"run {run} needs a teacher for {run.distillation!r}")
         tick = time.perf_counter()
         trained = train(
-            ModelSpec(network, run.block),
+            ModelSpec(network, substitute=run.substitute),
             data,
             base.replace(
                 crs=run.crs, weight_decay=base.weight_decay if run.weight_decay is None else run.weight_decay
@@ -512,7 +477,6 @@ def run_experiment(
             checkpoint_dir=checkpoint_dir,
             progress=progress,
             channels_last=channels_last,
-            builder=builder,
         )
         row = {
             "method": run.method,

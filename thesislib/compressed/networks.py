@@ -8,8 +8,8 @@ The networks themselves are built by the one model registry, :func:`thesislib.mo
     solve_setting("wrn-50-2", "rf", "4.35M")                            # the setting that lands on a budget
 
 This module holds what those networks are made of: :func:`substitute_spec` (a substitute with the
-thesis code's layer conventions, :class:`NetworkSubstitute`), :func:`separable_conv` and
-:func:`pointwise_conv`, the "+Linear" layer (:class:`SubstitutedLinear`), torchvision's WRN-50-2 with its
+thesis code's layer conventions, :class:`NetworkSubstitute`), :func:`pointwise_conv` (with
+:class:`~thesislib.compressed.separable.SeparableConv2d`), the "+Linear" layer (:class:`SubstitutedLinear`), torchvision's WRN-50-2 with its
 group outputs (:class:`WRN50_2`, :func:`substitute_convs`), and Table 5.1 / §5.2.4's budgets recomputed.
 
 What is substituted follows the thesis' code (the ``deficient-efficient`` repository of §5.3.1) and is
@@ -59,6 +59,7 @@ from thesislib.compressed.base import (
     parse_substitute,
 )
 from thesislib.compressed.darts import Subsample
+from thesislib.compressed.separable import SeparableConv2d
 
 __all__ = [
     "BUDGET_KEYS",
@@ -70,9 +71,9 @@ __all__ = [
     "pointwise_conv",
     "reproduce_table51",
     "reproduce_table51_row",
-    "separable_conv",
     "substitute_convs",
     "substitute_spec",
+    "substituted_conv",
     "substituted_linear",
     "support_budgets",
     "table51_key",
@@ -109,8 +110,9 @@ class NetworkSubstitute(SubstituteSpec):
     def layer_kwargs(self, in_channels: int, out_channels: int, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The keyword arguments one layer's substitute is built with."""
         kwargs = {**dict(self.layer_options), **kwargs}
-        if self.method == "shufflenet" and self.shufflenet_bottleneck == "out" and "bottleneck" not in kwargs:
-            return {**kwargs, "bottleneck": max(1, out_channels // 4)}
+        keyword = self.kind.bottleneck_keyword
+        if keyword and self.shufflenet_bottleneck == "out" and keyword not in kwargs:
+            return {**kwargs, keyword: max(1, out_channels // 4)}
         return kwargs
 
     def build(self, in_channels: int, out_channels: int, **kwargs: Any) -> Substitute:
@@ -209,7 +211,7 @@ def pointwise_conv(spec: SubstituteSpec, in_channels: int, out_channels: int, st
     return module if stride == 1 else nn.Sequential(Subsample(stride), module)
 
 
-def separable_conv(
+def substituted_conv(
     spec: SubstituteSpec,
     in_channels: int,
     out_channels: int,
@@ -217,28 +219,11 @@ def separable_conv(
     stride: int = 1,
     dilation: int = 1,
 ) -> nn.Module:
-    """A k×k conv made separable (§5.2.2): dense depthwise k×k then the substituted pointwise conv.
-
-    The linear ShuffleNet unit replaces the whole separable conv; its depthwise part takes the conv's
-    kernel size, stride and dilation (the thesis' code).
-    """
+    """Any conv of a chapter-5 network substituted: a 1×1 conv is :func:`pointwise_conv`, a k×k conv is made
+    separable (:class:`~thesislib.compressed.separable.SeparableConv2d`, §5.2.2)."""
     if kernel_size == 1 and dilation == 1:
         return pointwise_conv(spec, in_channels, out_channels, stride)
-    if spec.whole_conv:
-        return spec.build(
-            in_channels, out_channels, stride=stride, kernel_size=kernel_size, dilation=dilation
-        )
-    depthwise = nn.Conv2d(
-        in_channels,
-        in_channels,
-        kernel_size,
-        stride=stride,
-        padding=dilation * (kernel_size - 1) // 2,
-        dilation=dilation,
-        groups=in_channels,
-        bias=False,
-    )
-    return nn.Sequential(depthwise, spec.build(in_channels, out_channels))
+    return SeparableConv2d(in_channels, out_channels, spec, kernel_size, stride, dilation=dilation)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -283,7 +268,7 @@ def substitute_convs(model: WRN50_2, spec: SubstituteSpec, pointwise: bool = Tru
     for layer in (model.net.layer1, model.net.layer2, model.net.layer3, model.net.layer4):
         for block in layer:
             c2 = block.conv2
-            block.conv2 = separable_conv(spec, c2.in_channels, c2.out_channels, 3, c2.stride[0])
+            block.conv2 = SeparableConv2d(c2.in_channels, c2.out_channels, spec, 3, c2.stride[0])
             if not pointwise:
                 continue
             c1, c3 = block.conv1, block.conv3

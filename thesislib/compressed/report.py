@@ -18,13 +18,14 @@ page only calls it:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import holoviews as hv
 import pandas as pd
 
 from thesislib.claims import seed_record
 from thesislib.compressed.experiment import ablation
+from thesislib.cost import FAMILY_COLOURS
 
 __all__ = [
     "ABLATION_COLUMNS",
@@ -50,15 +51,8 @@ METHOD_NAMES: dict[str, str] = {
 }
 """The display name of each substitute of §5.2.3, in the order of Fig. 5.5's legend."""
 
-METHOD_COLOURS: dict[str, str] = {
-    "rf": "#1f77b4",
-    "acdc": "#ff7f0e",
-    "hashed": "#2ca02c",
-    "tt": "#d62728",
-    "tucker": "#9467bd",
-    "shufflenet": "#8c564b",
-}
-"""One colour per substitute, the same in every figure of the chapter (Figs. 5.5 and 5.7)."""
+METHOD_COLOURS: dict[str, str] = {method: FAMILY_COLOURS[method] for method in METHOD_NAMES}
+"""One colour per substitute, the same in every figure of the chapter (Figs. 5.5 and 5.7; :data:`thesislib.cost.FAMILY_COLOURS`)."""
 
 ABLATION_COLUMNS: tuple[str, ...] = ("method", "budget", "parameters", "with", "without", "benefit", "seed")
 """The columns of :func:`ablation_over_seeds`."""
@@ -66,17 +60,12 @@ ABLATION_COLUMNS: tuple[str, ...] = ("method", "budget", "parameters", "with", "
 _MEANS = ["parameters", "with", "without", "benefit"]
 
 
-class _Hit(Protocol):
-    """What :func:`format_budget_hit` reads: a :class:`~thesislib.compressed.budget.BudgetHit` or a row
-    of :func:`thesislib.compressed.networks.budget_grid`."""
-
-    parameters: int
-    relative_error: float
-    supported: bool
-
-
-def format_budget_hit(hit: _Hit) -> str:
+def format_budget_hit(hit: Any) -> str:
     """How closely a method's setting hits a budget (§5.2.4): ``"+0.41% (2.390M)"`` or ``"unsupported"``.
+
+    ``hit`` is a :class:`~thesislib.compressed.budget.BudgetHit` or a row of
+    :func:`thesislib.compressed.networks.budget_grid` (its ``parameters``, ``relative_error`` and
+    ``supported`` are read).
 
     The relative error ``parameters / budget − 1`` in percent and the parameters reached in millions;
     ``"unsupported"`` where the budget lies outside the method's tuning range (as for ACDC at

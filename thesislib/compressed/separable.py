@@ -2,13 +2,15 @@
 
 A depthwise-separable convolution is a ``k×k`` depthwise convolution (groups = in channels) followed
 by a pointwise (1×1) convolution; chapter 5 replaces only the pointwise part by a substitute
-(:mod:`thesislib.compressed.base`). The linear ShuffleNet substitute already holds its own k×k
-depthwise convolution in its bottleneck (§5.2.3), so for it the substitute is the whole convolution
-(built with the convolution's kernel size and stride).
+(:mod:`thesislib.compressed.base`). A substitute that replaces a whole convolution
+(:attr:`~thesislib.compressed.base.Substitute.whole_conv`: the linear ShuffleNet, which holds its own
+k×k depthwise convolution in its bottleneck, §5.2.3) is the whole convolution, built with the
+convolution's kernel size, stride and dilation. :class:`SeparableConv2d` is the one separable
+convolution of every chapter-5 network (WRNs, DARTS' cells, WRN-50-2's bottlenecks).
 
-:func:`separable_block_factory` returns a ``(in_channels, out_channels, stride) -> nn.Module``
-factory of pre-activation Wide-ResNet blocks made of such convolutions — the form chapter 4's
-``build_model(name, block=...)`` accepts.
+:class:`SeparableBlock` is chapter 4's pre-activation block (:class:`~thesislib.moonshine.blocks.PreActBlock`)
+with separable convolutions; :func:`separable_block_factory` returns its ``(in, out, stride)`` factory,
+the form :func:`thesislib.models.build_model` passes to a WRN.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from thesislib.compressed.base import Substitute, SubstituteSpec, parse_substitute
+from thesislib.moonshine.blocks import PreActBlock
 
 __all__ = ["SeparableBlock", "SeparableConv2d", "separable_block_factory", "separable_conv_factory"]
 
@@ -28,11 +30,12 @@ BlockFactory = Callable[[int, int, int], nn.Module]
 
 
 class SeparableConv2d(nn.Module):
-    """Depthwise ``k×k`` (stride ``stride``, padding ``k//2``) then a substitute pointwise (§5.2.2).
+    """Depthwise ``k×k`` (``stride``, ``dilation``, padding ``dilation·(k−1)/2``) then a substitute pointwise (§5.2.2).
 
     ``substitute`` is a spec such as ``"tt:0.3"`` / :class:`SubstituteSpec`; ``"conv1x1"`` gives the
     plain separable convolution. ``substitute_kwargs`` go to the substitute's constructor (e.g.
-    ``{"bottleneck": "out"}`` for the linear ShuffleNet).
+    ``{"bottleneck": "out"}`` for the linear ShuffleNet). A ``whole_conv`` substitute takes the kernel,
+    stride and dilation itself (``depthwise`` is then ``None``).
     """
 
     def __init__(
@@ -43,14 +46,18 @@ class SeparableConv2d(nn.Module):
         kernel_size: int = 3,
         stride: int = 1,
         substitute_kwargs: dict[str, Any] | None = None,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         spec = parse_substitute(substitute)
         self.spec = spec
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.stride, self.dilation = stride, dilation
         kwargs = dict(substitute_kwargs or {})
-        if spec.whole_conv:  # the linear ShuffleNet unit's own depthwise conv takes the kernel and stride
+        if spec.whole_conv:  # the unit's own depthwise conv takes the kernel, stride and dilation
             self.depthwise = None
+            if dilation != 1:
+                kwargs["dilation"] = dilation
             self.pointwise: Substitute = spec.build(
                 in_channels, out_channels, stride=stride, kernel_size=kernel_size, **kwargs
             )
@@ -59,8 +66,9 @@ class SeparableConv2d(nn.Module):
                 in_channels,
                 in_channels,
                 kernel_size,
-                stride,
-                kernel_size // 2,
+                stride=stride,
+                padding=dilation * (kernel_size - 1) // 2,
+                dilation=dilation,
                 groups=in_channels,
                 bias=False,
             )
@@ -89,14 +97,15 @@ def separable_conv_factory(
     return make
 
 
-class SeparableBlock(nn.Module):
-    """Pre-activation WRN basic block (BN-ReLU-conv ×2 + shortcut) with separable substituted convs.
+class SeparableBlock(PreActBlock):
+    """Chapter 4's pre-activation WRN block (BN-ReLU-conv ×2 + shortcut) with separable substituted convs.
 
     The projection shortcut (when channels or resolution change) stays a dense 1×1 convolution, as
-    in the thesis' code. ``activations`` of the block output can be read by attention transfer hooks.
+    in the thesis' code. Its ReLUs are not counted, as the chapter-5 counts were made (SECL's
+    WRN-40-2: 29.4M mult-adds; :mod:`thesislib.counting`).
     """
 
-    counts_activations = False  # as the chapter-5 counts were made (SECL's WRN-40-2: 29.4M mult-adds)
+    counts_activations = False
 
     def __init__(
         self,
@@ -106,21 +115,8 @@ class SeparableBlock(nn.Module):
         substitute: str | SubstituteSpec,
         substitute_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_channels)
-        self.conv1 = SeparableConv2d(in_channels, out_channels, substitute, 3, stride, substitute_kwargs)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.conv2 = SeparableConv2d(out_channels, out_channels, substitute, 3, 1, substitute_kwargs)
-        self.equal = in_channels == out_channels and stride == 1
-        self.shortcut = (
-            None if self.equal else nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o = F.relu(self.bn1(x))
-        y = self.conv1(o)
-        y = self.conv2(F.relu(self.bn2(y)))
-        return y + (x if self.shortcut is None else self.shortcut(o))
+        conv = separable_conv_factory(substitute, 3, **(substitute_kwargs or {}))
+        super().__init__(in_channels, out_channels, stride, conv, convs=2)
 
 
 def separable_block_factory(substitute: str | SubstituteSpec, **substitute_kwargs: Any) -> BlockFactory:

@@ -73,6 +73,7 @@ class LinearShuffleNet(Substitute):
 
     method = "shufflenet"
     whole_conv = True
+    bottleneck_keyword = "bottleneck"
     setting_range = (
         "number of groups: an integer g >= 1 dividing in_channels, in_channels // 4 and out_channels"
     )

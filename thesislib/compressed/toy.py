@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from thesislib.compressed.acdc import ACDC
-from thesislib.training import progress_enabled
+from thesislib.training import StepBatches, TrainConfig, Trainer, progress_enabled
 
 __all__ = ["ToyResult", "acdc_toy_regression"]
 
@@ -38,7 +38,8 @@ def acdc_toy_regression(
     seed: int = 0,
     log_every: int = 50,
 ) -> ToyResult:
-    """Fit an ``layers``-deep ACDC stack to ``y = W x`` (``W`` i.i.d. ``N(0, 1/n)``, ``x ~ N(0, I)``).
+    """Fit an ``layers``-deep ACDC stack to ``y = W x`` (``W`` i.i.d. ``N(0, 1/n)``, ``x ~ N(0, I)``) by
+    full-batch Adam steps on the shared :class:`~thesislib.training.Trainer`.
 
     The target map and data depend only on ``seed`` (not on ``permutation``), so riffle and random
     runs see the same problem. Returns the final full-batch training MSE and its history.
@@ -51,20 +52,18 @@ def acdc_toy_regression(
     model = ACDC(n, n, layers, permutation=permutation, seed=seed + 2, init_std=init_std)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    history = []
-    steps_iter = range(steps)
-    if progress_enabled():
-        from tqdm.auto import tqdm
-
-        steps_iter = tqdm(steps_iter, desc=f"ACDC toy ({permutation})", leave=False)
-    for step in steps_iter:
-        loss = F.mse_loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if step % log_every == 0:
-            history.append(float(loss.detach()))
+    config = TrainConfig(epochs=1, seed=seed, schedule_per="step", device="cpu", progress=progress_enabled())
+    trainer = Trainer(
+        model,
+        optimizer,
+        StepBatches(lambda step: (x, y), steps),
+        lambda network, batch: F.mse_loss(network(batch[0]), batch[1]),
+        config,
+        scheduler=scheduler,
+        hparams={"toy": "acdc", "permutation": permutation, "n": n, "layers": layers, "samples": samples},
+    )
+    trainer.fit()
+    history = [float(loss) for loss in trainer.step_history["loss"].iloc[::log_every]]
     with torch.no_grad():
         final = float(F.mse_loss(model(x), y))
     history.append(final)

@@ -1,9 +1,8 @@
 """The one adapter from an experiment's :class:`~thesislib.experiments.spec.ModelRef` to the existing builders.
 
-Chapter 4's :func:`thesislib.moonshine.build_model` and chapter 5's
-:func:`thesislib.compressed.networks.build_network` build every network; this module only routes to
-them (and wraps torchvision's published ImageNet networks as teachers), so that moving to a unified
-model registry later touches this file alone.
+The one model registry, :func:`thesislib.models.build_model`, builds every network of chapters 4
+and 5; this module routes to it (solving a substitute's setting for a parameter budget once) and
+wraps torchvision's published ImageNet networks as teachers.
 """
 
 from __future__ import annotations

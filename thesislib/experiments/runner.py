@@ -121,7 +121,7 @@ def init_distributed() -> tuple[int, int, int]:
 
 def _sgd_recipe(experiment: Experiment, epochs: int, batch_size: int):
     from thesislib.compressed.experiment import CRSRecipe
-    from thesislib.moonshine.recipes import Recipe
+    from thesislib.training import Recipe
 
     v = experiment.value
     fields = dict(

@@ -77,7 +77,7 @@ def chosen(value: Any, reason: str) -> Setting:
 class ModelRef:
     """A network through the existing builders (one adapter, :mod:`thesislib.experiments.models`).
 
-    ``kind``: ``"moonshine"`` (:func:`thesislib.moonshine.build_model`: ``name`` + ``block``),
+    ``kind``: ``"moonshine"`` (:func:`thesislib.models.build_model`: ``name`` + ``block``),
     ``"compressed"`` (:func:`thesislib.models.build_model`: ``name`` + ``substitute``
     at ``setting`` or at the parameter ``budget``, ``linear``), or ``"pretrained"`` (a torchvision
     network with its published ImageNet weights: ``name`` is ``resnet34``/``resnet18``/``wide_resnet50_2``).

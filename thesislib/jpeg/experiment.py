@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from thesislib.jpeg.codec import Encoded, encode
 from thesislib.jpeg.dct import BLOCK, blocks_to_image, blockwise_dct, idct2, image_to_blocks, luma
 from thesislib.jpeg.learnt import LearntQuantisation
 from thesislib.jpeg.metrics import PERCEPTUAL, perceptual_error, preference, quality, resolve_perceptual
 from thesislib.jpeg.tables import TableClippedWarning, clipped_entries, table_for_jpeg
-from thesislib.training import progress_enabled, select_device
+from thesislib.training import StepBatches, TrainConfig, Trainer, select_device
 
 METHODS = ("perceptual", "mlp")
 MIN_MS_SSIM_SIDE = 168  # MS-SSIM's five scales with an 11-tap window need a side > 160
@@ -143,6 +142,24 @@ def _coefficients(image: Tensor, device: torch.device) -> Tensor:
     return coefficients.flatten(-2).float().to(device)
 
 
+def _fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: StepBatches,
+    loss_fn: Callable[[nn.Module, Any], Tensor],
+    settings: JPEGSettings,
+    seed: int,
+    progress: bool,
+) -> tuple[list[float], float]:
+    """``settings.steps`` Adam steps on the shared :class:`~thesislib.training.Trainer`: the losses and seconds."""
+    config = TrainConfig(epochs=1, seed=seed, device=settings.device, progress=progress)
+    trainer = Trainer(
+        model, optimizer, batches, loss_fn, config, hparams={"jpeg": dataclasses.asdict(settings)}
+    )
+    history = trainer.fit()
+    return [float(loss) for loss in trainer.step_history["loss"]], float(history["seconds"].sum())
+
+
 def learn_perceptual(
     image: Tensor,
     bits_per_pixel: float,
@@ -162,31 +179,26 @@ def learn_perceptual(
         coefficients.reshape(-1, 64), bits_per_pixel, settings.beta, settings.init, settings.knots
     )
     quant = quant.to(device)
-    loss_fn = perceptual_error(error)
+    perceptual = perceptual_error(error)
     optimizer = torch.optim.Adam(quant.parameters(), lr=settings.split_lr, betas=(0.9, 0.999), eps=1e-8)
     reference = image_to_blocks(image.to(device).float())
     side = settings.crop // BLOCK if settings.crop else 0
     crop_rows, crop_cols = (min(side, rows), min(side, cols)) if side else (rows, cols)
-    losses = []
-    start = time.perf_counter()
-    for _ in tqdm(
-        range(settings.steps),
-        desc=f"perceptual {bits_per_pixel:g} bpp",
-        disable=not progress_enabled(progress),
-        leave=False,
-    ):
+
+    def window(step: int) -> tuple[int, int]:
         r0 = int(torch.randint(rows - crop_rows + 1, (1,), generator=generator, device=device))
         c0 = int(torch.randint(cols - crop_cols + 1, (1,), generator=generator, device=device))
-        window = coefficients[r0 : r0 + crop_rows, c0 : c0 + crop_cols]
-        noisy = quant(window, generator=generator).reshape(crop_rows, crop_cols, BLOCK, BLOCK)
-        decoded = blocks_to_image(idct2(noisy.float()) + 128.0)
-        target = blocks_to_image(reference[r0 : r0 + crop_rows, c0 : c0 + crop_cols])
-        loss = loss_fn(target, decoded)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    seconds = time.perf_counter() - start
+        return r0, c0
+
+    def loss_fn(model: nn.Module, corner: tuple[int, int]) -> Tensor:
+        r0, c0 = corner
+        noisy = model(coefficients[r0 : r0 + crop_rows, c0 : c0 + crop_cols], generator=generator)
+        decoded = blocks_to_image(idct2(noisy.reshape(crop_rows, crop_cols, BLOCK, BLOCK).float()) + 128.0)
+        return perceptual(blocks_to_image(reference[r0 : r0 + crop_rows, c0 : c0 + crop_cols]), decoded)
+
+    losses, seconds = _fit(
+        quant, optimizer, StepBatches(window, settings.steps), loss_fn, settings, seed, progress
+    )
     with torch.no_grad():
         return LearntTable(
             "perceptual",
@@ -235,22 +247,18 @@ def learn_mlp(
         eps=1e-8,
     )
     batch = min(settings.batch_blocks, len(coefficients))
-    losses = []
-    start = time.perf_counter()
-    for _ in tqdm(
-        range(settings.steps),
-        desc=f"MLP {bits_per_pixel:g} bpp",
-        disable=not progress_enabled(progress),
-        leave=False,
-    ):
-        index = torch.randint(len(coefficients), (batch,), generator=generator, device=device)
-        noisy = quant(coefficients[index], generator=generator).float()
-        loss = (decoder(noisy) - pixels[index]).square().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    seconds = time.perf_counter() - start
+
+    def blocks(step: int) -> Tensor:
+        return torch.randint(len(coefficients), (batch,), generator=generator, device=device)
+
+    def loss_fn(model: nn.Module, index: Tensor) -> Tensor:
+        noisy = model["quant"](coefficients[index], generator=generator).float()
+        return (model["decoder"](noisy) - pixels[index]).square().mean()
+
+    model = nn.ModuleDict({"quant": quant, "decoder": decoder})
+    losses, seconds = _fit(
+        model, optimizer, StepBatches(blocks, settings.steps), loss_fn, settings, seed, progress
+    )
     with torch.no_grad():
         return LearntTable(
             "mlp",

@@ -26,14 +26,14 @@ from thesislib.jpeg.experiment import METHODS, ImageResult
 __all__ = ["METHOD_COLOURS", "per_image_scores", "rate_distortion_panel", "table_heatmap"]
 
 METHOD_COLOURS: Mapping[str, str] = {"perceptual": "#1f77b4", "mlp": "#ff7f0e"}
-"""The colour of each way of learning a table (:data:`~thesislib.jpeg.experiment.METHODS`) in the figures."""
+"""The colour of each way of learning a table (``METHODS``) in the figures."""
 
 
 def rate_distortion_panel(result: ImageResult, metric: str, label: str) -> hv.Overlay:
     """One image's rate–distortion plane for ``metric`` (a column of the sweep and the rows, e.g. ``psnr``).
 
     The standard quality sweep (Annex K tables scaled by quality) is a black curve of ``metric``
-    against stored bits per pixel; each learnt table of :data:`~thesislib.jpeg.experiment.METHODS`
+    against stored bits per pixel; each learnt table of ``METHODS``
     is a point at its real file's size, hovering its budget. ``label`` names the metric on the axis
     and in the title. The x axis is logarithmic.
     """

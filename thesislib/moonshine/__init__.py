@@ -6,7 +6,7 @@
   Table 4.4 and ERFNet of Table 4.5, built by the one model registry
   (:func:`thesislib.models.build_model`, ``build_model(name, block, num_classes=...)``);
 - :mod:`~thesislib.moonshine.distillation`: knowledge distillation (Eq. 4.1), attention transfer (Eq. 4.2);
-- :mod:`~thesislib.moonshine.recipes`: the training recipes.
+- :mod:`~thesislib.moonshine.recipes`: the chapter's training protocols (trained by :func:`thesislib.training.train`).
 
 Parameters and mult-adds are counted by the shared :func:`thesislib.counting.count`.
 """

@@ -155,7 +155,7 @@ class BlockSpec:
 
     @property
     def has_pointwise(self) -> bool:
-        """True if the block has 1×1 convs (G, B, BG): the convs a chapter-5 substitute can replace."""
+        """Whether the block has 1×1 convs, the convs a chapter-5 substitute can replace: G, B and BG do."""
         return self.kind in ("G", "B", "BG")
 
     def conv(
@@ -215,28 +215,16 @@ class BlockSpec:
         return bottlenecked
 
     def block(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        kernel_size: int = 3,
-        pointwise: PointwiseFactory | None = None,
+        self, in_channels: int, out_channels: int, stride: int = 1, kernel_size: int = 3
     ) -> PreActBlock:
         """A pre-activation residual block (Table 4.1, used in the Wide ResNets of Table 4.2)."""
-        conv = self.conv(kernel_size, pointwise=pointwise)
-        return PreActBlock(in_channels, out_channels, stride, conv, convs=self.convs)
+        return PreActBlock(in_channels, out_channels, stride, self.conv(kernel_size), convs=self.convs)
 
     def post_block(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        kernel_size: int = 3,
-        pointwise: PointwiseFactory | None = None,
+        self, in_channels: int, out_channels: int, stride: int = 1, kernel_size: int = 3
     ) -> PostActBlock:
         """A post-activation residual block (footnote 5: BN + ReLU after each conv; ImageNet ResNets)."""
-        conv = self.conv(kernel_size, pointwise=pointwise)
-        return PostActBlock(in_channels, out_channels, stride, conv, convs=self.convs)
+        return PostActBlock(in_channels, out_channels, stride, self.conv(kernel_size), convs=self.convs)
 
 
 def parse_block(spec: str | BlockSpec) -> BlockSpec:

@@ -11,7 +11,7 @@ What ``notebooks/05_moonshine.ipynb`` computes from its trained runs, kept here 
   run's students overlaid;
 - :func:`loss_terms_figure`: Figs. 4.5 and 4.6, each AT term and the cross entropy during training.
 
-Runs are :class:`~thesislib.moonshine.recipes.TrainedModel` objects, keyed ``(network label, method, seed)``.
+Runs are :class:`~thesislib.training.TrainedModel` objects, keyed ``(network label, method, seed)``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import pandas as pd
 
 from thesislib import reference
 from thesislib.cost import FAMILY_COLOURS, block_family
+from thesislib.data.cifar import CifarData
 from thesislib.moonshine.blocks import parse_block
 from thesislib.moonshine.distillation import DistillationSettings
-from thesislib.moonshine.recipes import CifarData, ModelSpec, Recipe, TrainedModel, train
+from thesislib.training import ModelSpec, Recipe, TrainedModel, train
 
 __all__ = [
     "AT_TERMS",
@@ -69,7 +70,7 @@ class StudentRuns:
         recipe: the students' recipe (the teacher's own in the thesis).
         teacher: the trained teacher that ``kd`` (Eq. 4.1) and ``at`` (Eq. 4.2) students distil from.
         settings: the distillation settings of each method, ``{"scratch": ..., "kd": ..., "at": ...}``.
-        options: further keyword arguments of :func:`~thesislib.moonshine.recipes.train`
+        options: further keyword arguments of :func:`~thesislib.training.train`
             (``device``, ``checkpoint_dir``, ``channels_last``, ...).
         runs: the trained students so far; :meth:`train` adds to it and reuses what it holds.
     """

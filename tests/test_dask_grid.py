@@ -47,6 +47,20 @@ def _notebook(path: Path) -> Path:
     return path
 
 
+def _batch_command(grid: Path, scheduler: str, out: Path) -> list[str]:
+    """``thesislib batch GRID --scheduler ADDRESS --out OUT`` as an argument list."""
+    return [str(BIN / "thesislib"), "batch", str(grid), "--scheduler", scheduler, "--out", str(out)]
+
+
+def _running_on(out: Path, worker_pids: set[int]) -> int | None:
+    """The pid of a worker whose run is writing into ``out`` now (its temporary output names the pid)."""
+    for path in out.glob(f".*.{_HOST}-*"):
+        pid = int(path.name.rsplit(f".{_HOST}-", 1)[1].split("-", 1)[0])
+        if pid in worker_pids:
+            return pid
+    return None
+
+
 def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,30 +150,14 @@ def test_grid_survives_a_worker_killed_mid_grid(dask_cluster: dict, tmp_path: Pa
         f"profile: smoke\nruns:\n  - notebook: smoke.ipynb\n    parameters:\n      seed: {list(range(RUNS))}\n"
     )
     out = tmp_path / "out"
-    command = [
-        str(BIN / "thesislib"),
-        "batch",
-        str(grid),
-        "--scheduler",
-        dask_cluster["address"],
-        "--out",
-        str(out),
-    ]
+    command = _batch_command(grid, dask_cluster["address"], out)
     # --retries 0: the killed worker's run is reported failed, not retried (a rerun completes it).
     batch = subprocess.Popen(
         [*command, "--retries", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     worker_pids = {worker.pid for worker in dask_cluster["workers"]}
-
-    def running_on_a_worker() -> int | None:
-        for path in out.glob(f".*.{_HOST}-*"):
-            pid = int(path.name.rsplit(f".{_HOST}-", 1)[1].split("-", 1)[0])
-            if pid in worker_pids:
-                return pid
-        return None
-
-    _wait_for(lambda: running_on_a_worker() is not None, 120, "a run in progress on a worker")
-    victim = running_on_a_worker()
+    _wait_for(lambda: _running_on(out, worker_pids) is not None, 120, "a run in progress on a worker")
+    victim = _running_on(out, worker_pids)
     assert victim is not None
     dask_cluster["leftovers"].extend(child.pid for child in psutil.Process(victim).children(recursive=True))
     os.kill(victim, signal.SIGKILL)  # mid-run: its output notebook is half written
@@ -212,27 +210,11 @@ def test_a_killed_worker_is_retried_on_another(dask_cluster: dict, tmp_path: Pat
         "runs:\n  - notebook: smoke.ipynb\n    parameters:\n      seed: [5]\n      seconds: [4.0]\n"
     )
     out = tmp_path / "out"
-    command = [
-        str(BIN / "thesislib"),
-        "batch",
-        str(grid),
-        "--scheduler",
-        dask_cluster["address"],
-        "--out",
-        str(out),
-    ]
+    command = _batch_command(grid, dask_cluster["address"], out)
     batch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     worker_pids = {worker.pid for worker in dask_cluster["workers"]}
-
-    def victim() -> int | None:
-        for path in out.glob(f".*.{_HOST}-*"):
-            pid = int(path.name.rsplit(f".{_HOST}-", 1)[1].split("-", 1)[0])
-            if pid in worker_pids:
-                return pid
-        return None
-
-    _wait_for(lambda: victim() is not None, 120, "the run to start")
-    pid = victim()
+    _wait_for(lambda: _running_on(out, worker_pids) is not None, 120, "the run to start")
+    pid = _running_on(out, worker_pids)
     assert pid is not None
     dask_cluster["leftovers"].extend(child.pid for child in psutil.Process(pid).children(recursive=True))
     os.kill(pid, signal.SIGKILL)

@@ -342,3 +342,12 @@ def test_month_split_keeps_months_whole_and_spans_the_years() -> None:
     assert len(array.dates) == len(build_array(frame, locations, chosen).dates)
     with pytest.raises(ValueError, match="valid orders"):
         build_array(frame, locations, chosen, order="weekly")
+
+
+def test_imputation_settings_with_seed_change_only_the_seed() -> None:
+    from thesislib.budget.imputation import ImputationSettings
+
+    settings = ImputationSettings(hidden=16, epochs=3, lr=0.01)
+    seeded = settings.with_seed(7)
+    assert seeded.seed == 7 and seeded == ImputationSettings(hidden=16, epochs=3, lr=0.01, seed=7)
+    assert settings.seed == 0

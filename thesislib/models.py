@@ -580,7 +580,7 @@ def _resnet(request: ModelRequest) -> nn.Module:
     takes_substitutes=False,
     has_linear=False,
     options=("in_channels",),
-    refusal="ERFNet's blocks are 1-D factorised, dilated convolutions that only G(g) replaces (§4.5.3), "
+    refusal="ERFNet's blocks are 1-D factorised, dilated convolutions that only G(g) replaces (§4.5.2), "
     "and chapter 5 never substitutes them",
 )
 def _erfnet(request: ModelRequest) -> nn.Module:

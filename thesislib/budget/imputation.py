@@ -17,12 +17,12 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
-from thesislib.budget.learn import SplitOutcome, fit_budgeted
+from thesislib.budget.learn import SplitOutcome, fit_budgeted, fit_options
 from thesislib.budget.noising import BudgetedModel
 from thesislib.budget.split import BudgetSplit
 from thesislib.budget.tao import TAOArray, masked_mse
@@ -73,6 +73,10 @@ class ImputationSettings:
     seed: int = 0
     device: str = "auto"
 
+    def with_seed(self, seed: int) -> ImputationSettings:
+        """The same settings for seed ``seed`` (§3.3.2: the seeds repeat the whole budget search), all else unchanged."""
+        return replace(self, seed=int(seed))
+
 
 class ImputationExperiment:
     """Train and test imputation models of one target buoy for any split of the input budget."""
@@ -113,17 +117,7 @@ class ImputationExperiment:
 
         start = time.perf_counter()
         fit_budgeted(
-            model,
-            batches,
-            imputation_loss,
-            settings.epochs,
-            lr=settings.lr,
-            split_lr=settings.split_lr,
-            noise_samples=settings.noise_samples,
-            seed=settings.seed,
-            device=settings.device,
-            progress=False,
-            evaluate=keep_best,
+            model, batches, imputation_loss, **fit_options(settings), progress=False, evaluate=keep_best
         )
         seconds = time.perf_counter() - start
         model.load_state_dict(best["state"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -31,6 +32,13 @@ class SplitOutcome:
     test_error: float
     seconds: float
     counts: Tensor | None = None
+
+
+def fit_options(settings: Any) -> dict[str, Any]:
+    """The :func:`fit_budgeted` options a chapter's settings hold: ``epochs``, ``lr``, ``split_lr``,
+    ``noise_samples`` (L of Eq. 3.10), ``seed`` and ``device``."""
+    names = ("epochs", "lr", "split_lr", "noise_samples", "seed", "device")
+    return {name: getattr(settings, name) for name in names}
 
 
 def fit_budgeted(

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from thesislib.budget.baselines import l2_norm_allocation
 from thesislib.budget.bayesopt import bayesian_optimisation
 from thesislib.budget.evaluate import evaluate_with_samples, integer_allocation
-from thesislib.budget.learn import SplitOutcome, fit_budgeted
+from thesislib.budget.learn import SplitOutcome, fit_budgeted, fit_options
 from thesislib.budget.noising import BudgetedModel, add_noise
 from thesislib.budget.split import BudgetSplit
 from thesislib.budget.statistic import StatisticNetwork
@@ -469,16 +469,12 @@ class RotationExperiment:
             settings.noise_form,
         )
         start = time.perf_counter()
+        options = fit_options(settings)
         fit_budgeted(
             model,
             self.train,
             F.cross_entropy,
-            settings.epochs,
-            lr=settings.lr,
-            split_lr=settings.split_lr,
-            noise_samples=settings.noise_samples,
-            seed=settings.seed,
-            device=settings.device,
+            **options,
             progress=progress,
             split_lr_decay=settings.split_lr_decay,
         )

@@ -178,15 +178,11 @@ def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
     return x * mask / keep
 
 
-class ReLUConvBN(nn.Module):
+class ReLUConvBN(nn.Sequential):
     """ReLU → 1×1 conv (through the pointwise factory) → BatchNorm: a cell's input preprocessing."""
 
     def __init__(self, in_channels: int, out_channels: int, pointwise: PointwiseFactory) -> None:
-        super().__init__()
-        self.op = nn.Sequential(nn.ReLU(), pointwise(in_channels, out_channels), nn.BatchNorm2d(out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        super().__init__(nn.ReLU(), pointwise(in_channels, out_channels), nn.BatchNorm2d(out_channels))
 
 
 class FactorizedReduce(nn.Module):
@@ -222,41 +218,33 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
 
 
-class SepConv(nn.Module):
+class SepConv(nn.Sequential):
     """DARTS' ``sep_conv_kxk``: two ReLU → separable conv → BN stages (the first one strided)."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, stride: int, separable: SeparableFactory
     ) -> None:
-        super().__init__()
-        self.op = nn.Sequential(
+        first = (
             nn.ReLU(),
             separable(in_channels, in_channels, kernel_size, stride, 1),
             nn.BatchNorm2d(in_channels),
+        )
+        second = (
             nn.ReLU(),
             separable(in_channels, out_channels, kernel_size, 1, 1),
             nn.BatchNorm2d(out_channels),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        super().__init__(*first, *second)
 
 
-class DilConv(nn.Module):
+class DilConv(nn.Sequential):
     """DARTS' ``dil_conv_kxk``: ReLU → dilated (dilation 2) separable conv → BN."""
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int, stride: int, separable: SeparableFactory
     ) -> None:
-        super().__init__()
-        self.op = nn.Sequential(
-            nn.ReLU(),
-            separable(in_channels, out_channels, kernel_size, stride, 2),
-            nn.BatchNorm2d(out_channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        dilated = separable(in_channels, out_channels, kernel_size, stride, 2)
+        super().__init__(nn.ReLU(), dilated, nn.BatchNorm2d(out_channels))
 
 
 def _operation(

@@ -342,7 +342,21 @@ class Bottleneck(nn.Module):
 # Residual blocks
 
 
-class PreActBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """What both residual forms share: ``convs`` conv units, the first ``in → out`` with ``stride``."""
+
+    def __init__(self, convs: int) -> None:
+        super().__init__()
+        if convs < 1:
+            raise ValueError(f"a block needs at least one conv, not {convs}")
+        self.convs = convs
+
+    def _units(self, in_channels: int, out_channels: int, stride: int) -> list[tuple[int, int, int]]:
+        """``(index, input width, stride)`` of every conv unit, from index 1."""
+        return [(1, in_channels, stride)] + [(index, out_channels, 1) for index in range(2, self.convs + 1)]
+
+
+class PreActBlock(_ResidualBlock):
     """A pre-activation residual block (He et al. 2016b; Table 4.1): ``convs`` × (BN → ReLU → conv unit).
 
     Submodules ``bn1, relu1, conv1, bn2, relu2, conv2, …``; the first conv unit maps ``in → out`` with
@@ -353,16 +367,11 @@ class PreActBlock(nn.Module):
     def __init__(
         self, in_channels: int, out_channels: int, stride: int, conv: ConvFactory, convs: int = 2
     ) -> None:
-        super().__init__()
-        if convs < 1:
-            raise ValueError(f"a block needs at least one conv, not {convs}")
-        self.convs = convs
-        for index in range(1, convs + 1):
-            first = index == 1
-            width = in_channels if first else out_channels
+        super().__init__(convs)
+        for index, width, step in self._units(in_channels, out_channels, stride):
             self.add_module(f"bn{index}", nn.BatchNorm2d(width))
             self.add_module(f"relu{index}", nn.ReLU(inplace=True))
-            self.add_module(f"conv{index}", conv(width, out_channels, stride if first else 1))
+            self.add_module(f"conv{index}", conv(width, out_channels, step))
         self.shortcut = (
             nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
             if in_channels != out_channels or stride != 1
@@ -381,7 +390,7 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class PostActBlock(nn.Module):
+class PostActBlock(_ResidualBlock):
     """A post-activation residual block (He et al. 2016a; footnote 5): ``convs`` × (conv unit → BN) with a
     ReLU between them and one after the sum; a 1×1 conv + BN ``downsample`` shortcut when the shape
     changes (torchvision layout). Submodules ``conv1, bn1, relu1, conv2, bn2, relu``."""
@@ -389,16 +398,9 @@ class PostActBlock(nn.Module):
     def __init__(
         self, in_channels: int, out_channels: int, stride: int, conv: ConvFactory, convs: int = 2
     ) -> None:
-        super().__init__()
-        if convs < 1:
-            raise ValueError(f"a block needs at least one conv, not {convs}")
-        self.convs = convs
-        for index in range(1, convs + 1):
-            first = index == 1
-            self.add_module(
-                f"conv{index}",
-                conv(in_channels if first else out_channels, out_channels, stride if first else 1),
-            )
+        super().__init__(convs)
+        for index, width, step in self._units(in_channels, out_channels, stride):
+            self.add_module(f"conv{index}", conv(width, out_channels, step))
             self.add_module(f"bn{index}", nn.BatchNorm2d(out_channels))
             if index < convs:
                 self.add_module(f"relu{index}", nn.ReLU(inplace=True))

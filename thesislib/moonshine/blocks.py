@@ -56,6 +56,7 @@ __all__ = [
     "PointwiseFactory",
     "PostActBlock",
     "PreActBlock",
+    "ResidualBlock",
     "parse_block",
 ]
 
@@ -342,8 +343,9 @@ class Bottleneck(nn.Module):
 # Residual blocks
 
 
-class _ResidualBlock(nn.Module):
-    """What both residual forms share: ``convs`` conv units, the first ``in → out`` with ``stride``."""
+class ResidualBlock(nn.Module):
+    """What both residual forms (:class:`PreActBlock`, :class:`PostActBlock`) share: ``convs`` conv units,
+    the first mapping ``in → out`` with ``stride``, later ones ``out → out``."""
 
     def __init__(self, convs: int) -> None:
         super().__init__()
@@ -356,7 +358,7 @@ class _ResidualBlock(nn.Module):
         return [(1, in_channels, stride)] + [(index, out_channels, 1) for index in range(2, self.convs + 1)]
 
 
-class PreActBlock(_ResidualBlock):
+class PreActBlock(ResidualBlock):
     """A pre-activation residual block (He et al. 2016b; Table 4.1): ``convs`` × (BN → ReLU → conv unit).
 
     Submodules ``bn1, relu1, conv1, bn2, relu2, conv2, …``; the first conv unit maps ``in → out`` with
@@ -390,7 +392,7 @@ class PreActBlock(_ResidualBlock):
         return out + shortcut
 
 
-class PostActBlock(_ResidualBlock):
+class PostActBlock(ResidualBlock):
     """A post-activation residual block (He et al. 2016a; footnote 5): ``convs`` × (conv unit → BN) with a
     ReLU between them and one after the sum; a 1×1 conv + BN ``downsample`` shortcut when the shape
     changes (torchvision layout). Submodules ``conv1, bn1, relu1, conv2, bn2, relu``."""

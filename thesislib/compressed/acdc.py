@@ -17,7 +17,7 @@ precomputed tables also drive the fused fast path. The fast path fuses what the 
 - the permutation ``P``, the DCT scales ``s``, the sign of the upper half and ``A_{l-1}`` are folded
   into one gather (indices precomputed as buffers) and two per-frequency complex coefficients that
   build the next IDCT's half spectrum directly from the previous DCT's spectrum;
-- the batch is processed in cache-sized chunks, in place when autograd is off; on CPU the chunks
+- the batch is processed in cache-sized chunks, in place and into reused work buffers when autograd is off; on CPU the chunks
   are shared out to one Python thread per torch thread (each operation on a chunk is too small for
   torch's own intra-op threads to pay, while the threads release the GIL inside every operation).
 
@@ -43,10 +43,12 @@ from thesislib.dct import complex_dtype, dct_matrix, fft_tables
 
 __all__ = ["ACDC"]
 
-#: elements per chunk of the fast path (1 MB of float32, at least 16 rows). With one thread per
-#: core working on its own chunks, 2**18 was the fastest on this project's 2-core machine at
-#: N = 256, 1024 and 4096 (2**16 or 2**20 were 10-150% slower; benchmarks/bench_acdc.py --chunk)
-CHUNK_ELEMENTS = 2**18
+#: elements per chunk of the fast path (2 MB of float32, at least 16 rows). With one thread per
+#: core working on its own chunks and reusing its work buffers, 2**19 was the fastest on this
+#: project's 2-core machine at batch 8192 (fast/dense at N = 1024, L = 1 and N = 4096, L = 12:
+#: 2**17 0.65 and 1.60, 2**18 0.58 and 1.28, 2**19 0.56 and 1.13-1.17, 2**20 0.54-0.56 and
+#: 1.23-1.27, 2**21 0.59 and 1.35; benchmarks/bench_acdc.py --chunk)
+CHUNK_ELEMENTS = 2**19
 
 
 _chunk_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers, pool)
@@ -175,34 +177,51 @@ class ACDC(Substitute):
         }
 
     def _fast_rows(
-        self, x: torch.Tensor, k: dict[str, torch.Tensor], out: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        k: dict[str, torch.Tensor],
+        out: torch.Tensor | None,
+        work: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """All ``L`` layers on rows ``x`` (``M × in``); in place and into ``out`` when given (no autograd)."""
+        """All ``L`` layers on rows ``x`` (``M × in``).
+
+        With ``out`` (no autograd) the result goes into ``out`` and the gathered values and the half
+        spectrum are written into ``work`` (:meth:`_work_buffers`, at least ``M`` rows), reused by
+        every layer and chunk: a fresh buffer per operation costs more than the multiply-add itself.
+        """
         n, half = self.n, self.n // 2 + 1
-        inplace = out is not None
         h, gather = x, self._gather_first
-        for layer in range(self.layers):
-            u = h.index_select(-1, gather)
-            z = u[..., :half] * k["into_lo"][layer]
-            if inplace:
-                z.addcmul_(u[..., half:], k["into_hi"][layer])
-            else:
-                z = z + u[..., half:] * k["into_hi"][layer]
-            v = torch.fft.irfft(z, n=n, dim=-1)
-            v = v.mul_(k["middle"][layer]) if inplace else v * k["middle"][layer]
-            spectrum = torch.fft.rfft(v, dim=-1)
-            spectrum = spectrum.mul_(k["twiddle"]) if inplace else spectrum * k["twiddle"]
-            h, gather = torch.view_as_real(spectrum).flatten(-2), self._gather_next
-        last = h.index_select(-1, self._gather_last)
         if out is None:
-            return last * k["out"]
-        return torch.mul(last, k["out"], out=out)
+            for layer in range(self.layers):
+                u = h.index_select(-1, gather)
+                z = u[..., :half] * k["into_lo"][layer] + u[..., half:] * k["into_hi"][layer]
+                spectrum = torch.fft.rfft(torch.fft.irfft(z, n=n, dim=-1) * k["middle"][layer], dim=-1)
+                h, gather = torch.view_as_real(spectrum * k["twiddle"]).flatten(-2), self._gather_next
+            return h.index_select(-1, self._gather_last) * k["out"]
+        work = self._work_buffers(x.shape[0], x) if work is None else work
+        u, z = (buffer[: x.shape[0]] for buffer in work)
+        for layer in range(self.layers):
+            torch.index_select(h, -1, gather, out=u)
+            torch.mul(u[:, :half], k["into_lo"][layer], out=z)
+            z.addcmul_(u[:, half:], k["into_hi"][layer])
+            v = torch.fft.irfft(z, n=n, dim=-1).mul_(k["middle"][layer])
+            spectrum = torch.fft.rfft(v, dim=-1).mul_(k["twiddle"])
+            h, gather = torch.view_as_real(spectrum).flatten(-2), self._gather_next
+        torch.index_select(h, -1, self._gather_last, out=out)
+        return out.mul_(k["out"])
+
+    def _work_buffers(self, rows: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gathered values (``rows × 2K``, real) and the half spectrum (``rows × K``, complex)."""
+        half = self.n // 2 + 1
+        gathered = like.new_empty(rows, 2 * half)
+        return gathered, like.new_empty(rows, half, dtype=complex_dtype(like.dtype))
 
     def _fast_chunks(self, rows: torch.Tensor, k: dict[str, torch.Tensor], y: torch.Tensor) -> None:
         """All rows into ``y`` without autograd: cache-sized chunks, shared out to threads on CPU.
 
-        Each row is computed by the same operations whatever the chunking or the thread, so the
-        result does not depend on the number of threads (tested).
+        Each thread reuses one set of work buffers for all its chunks. Each row is computed by the
+        same operations whatever the chunking or the thread, so the result does not depend on the
+        number of threads (tested).
         """
         if rows.device.type != "cpu":  # a GPU is better served by one launch per operation
             with torch.no_grad():
@@ -216,13 +235,14 @@ class ACDC(Substitute):
 
         def run() -> None:
             with torch.inference_mode(inference), torch.no_grad():  # thread-local modes
+                work = self._work_buffers(min(self.chunk_rows, rows.shape[0]), rows)
                 while True:
                     with lock:
                         start = next(queue, None)
                     if start is None:
                         return
                     end = start + self.chunk_rows
-                    self._fast_rows(rows[start:end], k, y[start:end])
+                    self._fast_rows(rows[start:end], k, y[start:end], work)
 
         if workers <= 1:
             run()

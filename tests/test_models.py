@@ -168,3 +168,18 @@ def test_substitute_behaviour_is_declared_by_its_class() -> None:
     assert dilated(torch.randn(1, 8, 9, 9)).shape == (1, 8, 9, 9)
     unit = SeparableConv2d(8, 8, "shufflenet:2", kernel_size=3, stride=2)
     assert unit.depthwise is None and unit.pointwise.stride == 2 and unit.stride == 2
+
+
+def test_test_time_options_are_declared_by_the_substitute_class() -> None:
+    from thesislib.compressed import SUBSTITUTES, substitute_class
+    from thesislib.experiments.models import build as build_experiment_model
+    from thesislib.experiments.spec import ModelRef
+
+    assert dict(substitute_class("acdc").inference_options) == {"fast_path": True}
+    assert all(not cls.inference_options for name, cls in SUBSTITUTES.items() if name != "acdc")
+    with pytest.raises(ValueError, match="valid"):
+        substitute_class("fft")
+    ref = ModelRef(kind="compressed", name="wrn-16-2", substitute="acdc", setting=2.0)
+    model = build_experiment_model(ref, 10)
+    acdc = [m for m in model.modules() if m.__class__.__name__ == "ACDC"]
+    assert acdc and all(m.fast_path for m in acdc)

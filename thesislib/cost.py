@@ -164,7 +164,7 @@ def chapter5_candidates(
     The default layer is the last group's (640 channels at 8×8 for a 32×32 input). ACDC uses its
     test-time fast path. A ``dense`` candidate (the 1×1 convolution) comes first.
     """
-    from thesislib.compressed import SUBSTITUTES
+    from thesislib.compressed import SUBSTITUTES, substitute_class
     from thesislib.compressed.networks import substitute_spec
     from thesislib.models import solve_setting
 
@@ -188,7 +188,7 @@ def chapter5_candidates(
         tuning = settings.get(method)
         if tuning is None:
             tuning = solve_setting("wrn-28-10", method, budget).tuning
-        options = {"fast_path": True} if method == "acdc" else None
+        options = dict(substitute_class(method).inference_options) or None
         spec = substitute_spec(method, float(tuning), substitute_options=options)
         out.append(
             Candidate(

@@ -28,6 +28,7 @@ from thesislib.compressed.base import (
     build_substitute,
     parse_substitute,
     riffle_permutation,
+    substitute_class,
 )
 from thesislib.compressed.budget import (
     OPEN_ENDED,
@@ -92,6 +93,7 @@ __all__ = [
     "separable_block_factory",
     "separable_conv_factory",
     "solve_budget",
+    "substitute_class",
     "tuning_curves",
     "unused_fraction",
     "unused_fraction_limit",

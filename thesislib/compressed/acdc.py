@@ -32,6 +32,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, Literal
 
 import torch
@@ -77,6 +78,7 @@ class ACDC(Substitute):
         "number of ACDC layers: an integer L >= 1 (out_channels a multiple of in_channels if larger)"
     )
     tuning_range = TuningRange(1, 32, integer=True)
+    inference_options = MappingProxyType({"fast_path": True})
 
     def __init__(
         self,

@@ -23,8 +23,9 @@ maps it to each layer's setting (e.g. HashedNet's compression ratio → that lay
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "build_substitute",
     "parse_substitute",
     "riffle_permutation",
+    "substitute_class",
 ]
 
 #: method name → class, filled as each method's module is imported (``thesislib.compressed`` imports all)
@@ -115,6 +117,9 @@ class Substitute(nn.Module):
     #: the keyword of a bottleneck width the networks set by a convention (the linear ShuffleNet's
     #: ``bottleneck``, :class:`~thesislib.compressed.networks.NetworkSubstitute`), or ``None``
     bottleneck_keyword: ClassVar[str | None] = None
+    #: keyword arguments with which a trained network is measured at test time (ACDC: its O(N log N)
+    #: fast path, :meth:`~thesislib.compressed.ACDC.fast_forward`); empty for the others
+    inference_options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     #: spatial kernel, stride and dilation of the effective operator (1 for a pointwise substitute)
     kernel_size: int = 1
     stride: int = 1
@@ -220,7 +225,8 @@ def default_weight_std(in_channels: int) -> float:
 SubstituteFactory = Callable[[int, int, Any], Substitute]
 
 
-def _lookup(method: str) -> type[Substitute]:
+def substitute_class(method: str) -> type[Substitute]:
+    """The registered class of ``method`` (a :data:`SUBSTITUTES` key or ``"conv1x1"``); ``ValueError`` lists them."""
     import thesislib.compressed  # noqa: F401  (registers every method)
 
     table = {**SUBSTITUTES, **_BASELINES}
@@ -233,7 +239,7 @@ def build_substitute(
     method: str, in_channels: int, out_channels: int, setting: Any = None, **kwargs: Any
 ) -> Substitute:
     """The substitute ``method`` (one of :data:`SUBSTITUTES` or ``"conv1x1"``) with this layer's ``setting``."""
-    return _lookup(method)(in_channels, out_channels, setting, **kwargs)
+    return substitute_class(method)(in_channels, out_channels, setting, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -250,7 +256,7 @@ class SubstituteSpec:
     @property
     def kind(self) -> type[Substitute]:
         """The registered :class:`Substitute` class of ``method`` (``ValueError`` listing the valid ones)."""
-        return _lookup(self.method)
+        return substitute_class(self.method)
 
     @property
     def tunable(self) -> bool:

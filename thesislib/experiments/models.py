@@ -64,19 +64,20 @@ def build(ref: ModelRef, num_classes: int, *, pretrained: bool = True, **options
 
     ``options`` go to the model registry's builder (e.g. DARTS' ``auxiliary``, ``drop_path_prob``).
     """
+    from thesislib.compressed import substitute_class
     from thesislib.models import build_model
 
     if ref.kind == "moonshine":
         return build_model(ref.name, ref.block, num_classes=num_classes)
     if ref.kind == "pretrained":
         return PretrainedResNet(ref.name, pretrained, num_classes)
-    substitute_options = {"fast_path": True} if ref.substitute == "acdc" else None
+    inference = dict(substitute_class(ref.substitute).inference_options) if ref.substitute else {}
     return build_model(
         ref.name,
         substitute=ref.substitute,
         setting=resolve_setting(ref),
         num_classes=num_classes,
         linear=ref.linear,
-        substitute_options=substitute_options,
+        substitute_options=inference or None,
         **options,
     )

@@ -118,7 +118,7 @@ class Substitute(nn.Module):
     #: ``bottleneck``, :class:`~thesislib.compressed.networks.NetworkSubstitute`), or ``None``
     bottleneck_keyword: ClassVar[str | None] = None
     #: keyword arguments with which a trained network is measured at test time (ACDC: its O(N log N)
-    #: fast path, :meth:`~thesislib.compressed.ACDC.fast_forward`); empty for the others
+    #: fast path, :meth:`~thesislib.compressed.acdc.ACDC.fast_forward`); empty for the others
     inference_options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
     #: spatial kernel, stride and dilation of the effective operator (1 for a pointwise substitute)
     kernel_size: int = 1

@@ -188,7 +188,7 @@ def chapter5_candidates(
         tuning = settings.get(method)
         if tuning is None:
             tuning = solve_setting("wrn-28-10", method, budget).tuning
-        options = dict(substitute_class(method).inference_options) or None
+        options = substitute_class(method).inference_options
         spec = substitute_spec(method, float(tuning), substitute_options=options)
         out.append(
             Candidate(

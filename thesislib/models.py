@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -206,7 +206,7 @@ def _substitute(
     substitute: str | SubstituteSpec | None,
     setting: float | None,
     shufflenet_bottleneck: str,
-    substitute_options: dict[str, Any] | None,
+    substitute_options: Mapping[str, Any] | None,
 ) -> SubstituteSpec | None:
     from thesislib.compressed.networks import substitute_spec
 
@@ -283,7 +283,7 @@ def build_model(
     num_classes: int | None = None,
     linear: bool = False,
     shufflenet_bottleneck: str = "out",
-    substitute_options: dict[str, Any] | None = None,
+    substitute_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> nn.Module:
     """Build model ``name`` with ``block`` and ``substitute`` (the module docstring's table says how they compose).

@@ -17,9 +17,10 @@ precomputed tables also drive the fused fast path. The fast path fuses what the 
 - the permutation ``P``, the DCT scales ``s``, the sign of the upper half and ``A_{l-1}`` are folded
   into one gather (indices precomputed as buffers) and two per-frequency complex coefficients that
   build the next IDCT's half spectrum directly from the previous DCT's spectrum;
-- the batch is processed in cache-sized chunks, in place and into reused work buffers when autograd is off; on CPU the chunks
-  are shared out to one Python thread per torch thread (each operation on a chunk is too small for
-  torch's own intra-op threads to pay, while the threads release the GIL inside every operation).
+- the batch is processed in cache-sized chunks, in place and into reused work buffers when autograd
+  is off; on CPU the chunks are shared out to one Python thread per torch thread (each operation on
+  a chunk is too small for torch's own intra-op threads to pay, while the threads release the GIL
+  inside every operation).
 
 Channel changes: ``N = max(in, out)``. More output channels repeat the input along the channel
 dimension (``out`` must then be a multiple of ``in``, §5.2.3); fewer keep the first ``out`` outputs.
@@ -215,8 +216,7 @@ class ACDC(Substitute):
     def _work_buffers(self, rows: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gathered values (``rows × 2K``, real) and the half spectrum (``rows × K``, complex)."""
         half = self.n // 2 + 1
-        gathered = like.new_empty(rows, 2 * half)
-        return gathered, like.new_empty(rows, half, dtype=complex_dtype(like.dtype))
+        return like.new_empty(rows, 2 * half), like.new_empty(rows, half, dtype=complex_dtype(like.dtype))
 
     def _fast_chunks(self, rows: torch.Tensor, k: dict[str, torch.Tensor], y: torch.Tensor) -> None:
         """All rows into ``y`` without autograd: cache-sized chunks, shared out to threads on CPU.

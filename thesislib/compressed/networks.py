@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +127,7 @@ def substitute_spec(
     setting: float | None = None,
     *,
     shufflenet_bottleneck: str = "out",
-    substitute_options: dict[str, Any] | None = None,
+    substitute_options: Mapping[str, Any] | None = None,
 ) -> NetworkSubstitute | None:
     """``None`` (standard network) or the network spec of ``substitute`` at ``setting``.
 

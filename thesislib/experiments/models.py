@@ -71,13 +71,13 @@ def build(ref: ModelRef, num_classes: int, *, pretrained: bool = True, **options
         return build_model(ref.name, ref.block, num_classes=num_classes)
     if ref.kind == "pretrained":
         return PretrainedResNet(ref.name, pretrained, num_classes)
-    inference = dict(substitute_class(ref.substitute).inference_options) if ref.substitute else {}
+    inference = substitute_class(ref.substitute).inference_options if ref.substitute else None
     return build_model(
         ref.name,
         substitute=ref.substitute,
         setting=resolve_setting(ref),
         num_classes=num_classes,
         linear=ref.linear,
-        substitute_options=inference or None,
+        substitute_options=inference,
         **options,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -75,6 +77,34 @@ def test_fast_path_gives_the_same_bits_on_one_thread_and_on_several(inference):
         torch.set_num_threads(threads)
     assert torch.equal(outputs[0], outputs[1])
     assert (outputs[1] - x @ module.dense_matrix().t()).abs().max() < 1e-5
+
+
+def test_fast_path_leaves_the_callers_thread_count_as_it_was():
+    """The pool threads run their operations on one intra-op thread each; nobody else does."""
+    module = ACDC(32, 32, 2).eval()
+    module.chunk_rows = 4
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            module.fast_forward(torch.randn(40, 32))
+        fresh = threading.Thread(target=lambda: results.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert (torch.get_num_threads(), results) == (2, [2])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_unchunked_path_of_a_gpu_equals_the_dense_result():
+    """Off the CPU all rows go through one pass that gathers from the input where it is."""
+    torch.manual_seed(0)
+    module = ACDC(24, 48, 3).double().eval()
+    x = torch.randn(9, 24, dtype=torch.float64)
+    with torch.no_grad():
+        y = module._fast_rows(x, module.fused_coefficients(), x.new_empty(9, 48))
+        assert (y - x @ module.dense_matrix().t()).abs().max() < 1e-10
 
 
 def test_fast_path_is_differentiable_and_matches_the_dense_gradients():

@@ -15,12 +15,18 @@ precomputed tables also drive the fused fast path. The fast path fuses what the 
 - the IDCT's output reordering and the next DCT's input reordering cancel, so ``D_l`` is applied
   in Makhoul order (``D_l[order]``) between ``irfft`` and ``rfft`` and no reordering is done;
 - the permutation ``P``, the DCT scales ``s``, the sign of the upper half and ``A_{l-1}`` are folded
-  into one gather (indices precomputed as buffers) and two per-frequency complex coefficients that
-  build the next IDCT's half spectrum directly from the previous DCT's spectrum;
+  into one gather (indices precomputed as buffers) that writes each frequency's pair of values
+  side by side, a real scaling of the pairs and one complex rotation per frequency: read as complex
+  numbers, the scaled pairs rotated are the next IDCT's half spectrum, built directly from the
+  previous DCT's spectrum. Every operation has one dtype (a real operand of a complex product
+  would first be copied to complex: at N = 1024 the two mixed products this replaces took 0.76 ms
+  per 2**19 elements, the real scaling and the rotation take 0.39 ms);
 - the batch is processed in cache-sized chunks, in place and into reused work buffers when autograd
-  is off; on CPU the chunks are shared out to one Python thread per torch thread (each operation on
-  a chunk is too small for torch's own intra-op threads to pay, while the threads release the GIL
-  inside every operation).
+  is off; each chunk is first copied into the cache in one sequential pass, because the first
+  gather's scattered reads from memory cost more (at N = 1024, batch 8192, one thread: 18.9 ms
+  without the copy, 10.2 ms with it). On CPU the chunks are shared out to one Python thread per
+  torch thread, each running its operations on one intra-op thread (a chunk's operations are too
+  small for torch's own threads to pay, while the threads release the GIL inside every operation).
 
 Channel changes: ``N = max(in, out)``. More output channels repeat the input along the channel
 dimension (``out`` must then be a multiple of ``in``, §5.2.3); fewer keep the first ``out`` outputs.
@@ -48,12 +54,15 @@ __all__ = ["ACDC"]
 #: elements per chunk of the fast path (2 MB of float32, at least 16 rows). With one thread per
 #: core working on its own chunks and reusing its work buffers, 2**19 was the fastest on this
 #: project's 2-core machine at batch 8192 (fast/dense at N = 1024, L = 1 and N = 4096, L = 12:
-#: 2**17 0.65 and 1.60, 2**18 0.58 and 1.28, 2**19 0.56 and 1.13-1.17, 2**20 0.54-0.56 and
-#: 1.23-1.27, 2**21 0.59 and 1.35; benchmarks/bench_acdc.py --chunk)
+#: 2**17 0.49 and 1.02, 2**18 0.46 and 0.94, 2**19 0.44 and 0.81, 2**20 0.58 and 0.86;
+#: benchmarks/bench_acdc.py --chunk)
 CHUNK_ELEMENTS = 2**19
 
 
 _chunk_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers, pool)
+
+
+_one_intra_op_thread = threading.local()  # .set: this pool thread runs torch ops on one thread
 
 
 def _chunk_threads(workers: int) -> ThreadPoolExecutor:
@@ -116,9 +125,10 @@ class ACDC(Substitute):
         self.permutation = permutation
         self.register_buffer("perm", perm, persistent=True)
         # Gathers of the fast path (module docstring), precomputed once: the first layer reads the
-        # (repeated) input, the others the real view of the previous layer's twiddled spectrum.
+        # (repeated) input, the others the real view of the previous layer's twiddled spectrum. Each
+        # frequency k takes a pair: the sources of coefficients N-k and k (fused_coefficients).
         t = fft_tables(n, perm.device)
-        sources = torch.cat([perm[t["lo"]], perm[t["hi"]]])
+        sources = torch.stack([perm[t["hi"]], perm[t["lo"]]], -1).flatten()
         self.register_buffer("_gather_first", sources % in_channels, persistent=False)
         self.register_buffer("_gather_next", t["position"][sources], persistent=False)
         self.register_buffer("_gather_last", t["position"][:out_channels].clone(), persistent=False)
@@ -151,30 +161,34 @@ class ACDC(Substitute):
         return w[: self.out_channels]
 
     # -- the fast path ----------------------------------------------------------------------------
-    def fused_coefficients(self) -> dict[str, torch.Tensor]:
+    def fused_coefficients(self) -> dict[str, Any]:
         """The per-layer constants of the fused fast path, from the diagonals (O(L·N), float64 inside).
 
-        ``into_lo``/``into_hi`` (``L×K`` complex) build layer ``l``'s IDCT half spectrum
-        ``Z_k = into_lo_k·u_k + into_hi_k·u_{N-k}`` from the gathered values ``u`` (the permuted input
-        for ``l = 0``, else the previous spectrum with ``A_{l-1}``, ``s`` and sign folded in);
-        ``middle`` (``L×N``) is ``D_l`` in Makhoul order; ``out`` scales the last gather
-        (``A_L · s · sign``); ``twiddle`` is ``e^{-iπk/2N}``.
+        Layer ``l`` gathers its input into pairs ``(u_hi, u_lo)`` per frequency ``k`` (the values
+        that become coefficients ``N-k`` and ``k`` of its IDCT input), read as complex numbers
+        ``w_k = u_hi + i·u_lo``. Its IDCT half spectrum is ``Z_k = e^{iπk/2N}(a_k u_lo - i b_k u_hi)
+        = -i e^{iπk/2N}(b_k u_hi + i a_k u_lo)``, where ``a``, ``b`` fold in ``A_{l-1}``, the DCT
+        scales ``s`` and sign (module docstring). Per layer (lists of length ``L``): ``slot`` is
+        the real ``(b_k, a_k)`` pair scaling (``None`` for the first layer, whose ``a_k = b_k``
+        except at ``k = 0``, where the imaginary part of ``Z_0`` is ignored by the inverse real
+        FFT); ``rotate`` the complex ``-i e^{iπk/2N}`` (times ``a_k`` for the first layer);
+        ``middle`` is ``D_l`` in Makhoul order. ``twiddle`` is ``e^{-iπk/2N}`` and ``out`` scales
+        the last gather (``A_L · s · sign``).
         """
         t = fft_tables(self.n, self.A.device)
         a, d = self.A.to(torch.float64), self.D.to(torch.float64)
         scale, lo, hi = t["scale"], t["lo"], t["hi"]
-        inverse_twiddle = t["twiddle"].conj()  # e^{+iπk/2N}
-        fold = torch.ones(self.layers, self.n, dtype=torch.float64, device=a.device)
-        fold[1:] = a[:-1] * scale * t["sign"]  # x_j = fold_j · (real view of the spectrum)[position_j]
-        source_lo, source_hi = self.perm[lo], self.perm[hi]
-        # Z_k = e^{iπk/2N}(c_k - i c_{N-k}), c = u / s: two complex coefficients per frequency
-        into_lo = inverse_twiddle * (fold[:, source_lo] / scale[lo])
-        into_hi = -1j * inverse_twiddle * (fold[:, source_hi] / scale[hi] * t["hi_valid"])
+        rotate = -1j * t["twiddle"].conj()  # -i e^{+iπk/2N}
+        fold = a[:-1] * scale * t["sign"]  # x_j = fold_j · (real view of the spectrum)[position_j]
+        a_lo = fold[:, self.perm[lo]] / scale[lo]
+        b_hi = fold[:, self.perm[hi]] / scale[hi] * t["hi_valid"]
         dtype, ctype = self.A.dtype, complex_dtype(self.A.dtype)
+        slots = torch.stack([b_hi, a_lo], -1).flatten(-2).to(dtype)
+        middle = d[:, t["order"]].to(dtype)
         return {
-            "into_lo": into_lo.to(ctype),
-            "into_hi": into_hi.to(ctype),
-            "middle": d[:, t["order"]].to(dtype),
+            "slot": [None, *slots],
+            "rotate": [(rotate / scale[lo]).to(ctype)] + [rotate.to(ctype)] * (self.layers - 1),
+            "middle": list(middle),
             "out": (a[-1] * scale * t["sign"])[: self.out_channels].to(dtype),
             "twiddle": t["twiddle"].to(ctype),
         }
@@ -182,75 +196,95 @@ class ACDC(Substitute):
     def _fast_rows(
         self,
         x: torch.Tensor,
-        k: dict[str, torch.Tensor],
+        k: dict[str, Any],
         out: torch.Tensor | None,
         work: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """All ``L`` layers on rows ``x`` (``M × in``).
 
-        With ``out`` (no autograd) the result goes into ``out`` and the gathered values and the half
-        spectrum are written into ``work`` (:meth:`_work_buffers`, at least ``M`` rows), reused by
-        every layer and chunk: a fresh buffer per operation costs more than the multiply-add itself.
+        With ``out`` (no autograd) the result goes into ``out``, and ``work`` (:meth:`_work_buffers`,
+        at least ``M`` rows) is reused by every layer and chunk: a fresh buffer per operation costs
+        more than the multiply-add itself. The input is first copied into the cache in one sequential
+        pass (the first gather's scattered reads from memory cost more than twice that), and the
+        gathered pairs are scaled and rotated in place into the IDCT half spectrum. Every operation
+        is on one dtype (a real operand of a complex product would be copied to complex first).
         """
         n, half = self.n, self.n // 2 + 1
         h, gather = x, self._gather_first
+        layers = zip(k["slot"], k["rotate"], k["middle"], strict=True)
         if out is None:
-            for layer in range(self.layers):
+            for slot, rotate, middle in layers:
                 u = h.index_select(-1, gather)
-                z = u[..., :half] * k["into_lo"][layer] + u[..., half:] * k["into_hi"][layer]
-                spectrum = torch.fft.rfft(torch.fft.irfft(z, n=n, dim=-1) * k["middle"][layer], dim=-1)
+                u = u if slot is None else u * slot
+                z = torch.view_as_complex(u.view(*u.shape[:-1], half, 2)) * rotate
+                spectrum = torch.fft.rfft(torch.fft.irfft(z, n=n, dim=-1) * middle, dim=-1)
                 h, gather = torch.view_as_real(spectrum * k["twiddle"]).flatten(-2), self._gather_next
             return h.index_select(-1, self._gather_last) * k["out"]
-        work = self._work_buffers(x.shape[0], x) if work is None else work
-        u, z = (buffer[: x.shape[0]] for buffer in work)
-        for layer in range(self.layers):
+        if work is None:  # all rows at once (a GPU): the gather reads the input where it is
+            u, h = x.new_empty(x.shape[0], 2 * half), x
+        else:
+            u, h = work[0][: x.shape[0]], work[1][: x.shape[0]].copy_(x)
+        z = torch.view_as_complex(u.view(u.shape[0], half, 2))
+        for slot, rotate, middle in layers:
             torch.index_select(h, -1, gather, out=u)
-            torch.mul(u[:, :half], k["into_lo"][layer], out=z)
-            z.addcmul_(u[:, half:], k["into_hi"][layer])
-            v = torch.fft.irfft(z, n=n, dim=-1).mul_(k["middle"][layer])
+            if slot is not None:
+                u.mul_(slot)
+            v = torch.fft.irfft(z.mul_(rotate), n=n, dim=-1).mul_(middle)
             spectrum = torch.fft.rfft(v, dim=-1).mul_(k["twiddle"])
             h, gather = torch.view_as_real(spectrum).flatten(-2), self._gather_next
         torch.index_select(h, -1, self._gather_last, out=out)
         return out.mul_(k["out"])
 
     def _work_buffers(self, rows: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The gathered values (``rows × 2K``, real) and the half spectrum (``rows × K``, complex)."""
-        half = self.n // 2 + 1
-        return like.new_empty(rows, 2 * half), like.new_empty(rows, half, dtype=complex_dtype(like.dtype))
+        """The gathered pairs (``rows × 2K`` real; also the half spectrum) and the input's copy."""
+        return like.new_empty(rows, 2 * (self.n // 2 + 1)), like.new_empty(rows, self.in_channels)
 
-    def _fast_chunks(self, rows: torch.Tensor, k: dict[str, torch.Tensor], y: torch.Tensor) -> None:
+    def _fast_chunks(self, rows: torch.Tensor, k: dict[str, Any], y: torch.Tensor) -> None:
         """All rows into ``y`` without autograd: cache-sized chunks, shared out to threads on CPU.
 
-        Each thread reuses one set of work buffers for all its chunks. Each row is computed by the
-        same operations whatever the chunking or the thread, so the result does not depend on the
-        number of threads (tested).
+        Each thread reuses one work buffer for all its chunks, and runs its operations on one
+        intra-op thread (torch's thread count is per thread: a chunk's operations are too small to
+        share, and two threads each starting a team of two would oversubscribe the cores). Each row
+        is computed by the same operations whatever the chunking or the thread, so the result does
+        not depend on the number of threads (tested).
         """
         if rows.device.type != "cpu":  # a GPU is better served by one launch per operation
             with torch.no_grad():
                 self._fast_rows(rows, k, y)
             return
         starts = list(range(0, rows.shape[0], self.chunk_rows))
-        workers = min(torch.get_num_threads(), len(starts))
+        threads = torch.get_num_threads()
+        workers = min(threads, len(starts))
         inference = torch.is_inference_mode_enabled()
         queue = iter(starts)  # shared: each thread takes the next chunk when free (a busy core takes fewer)
         lock = threading.Lock()
 
-        def run() -> None:
+        def run(pooled: bool) -> bool:
+            """Work through the queue; True if this call set the thread's intra-op count."""
+            first = pooled and not getattr(_one_intra_op_thread, "set", False)
+            if first:
+                torch.set_num_threads(1)
+                _one_intra_op_thread.set = True
             with torch.inference_mode(inference), torch.no_grad():  # thread-local modes
                 work = self._work_buffers(min(self.chunk_rows, rows.shape[0]), rows)
                 while True:
                     with lock:
                         start = next(queue, None)
                     if start is None:
-                        return
+                        return first
                     end = start + self.chunk_rows
                     self._fast_rows(rows[start:end], k, y[start:end], work)
 
         if workers <= 1:
-            run()
+            run(pooled=False)
             return
-        for done in [_chunk_threads(workers).submit(run) for _ in range(workers)]:
-            done.result()
+        calls = [_chunk_threads(workers).submit(run, True) for _ in range(workers)]
+        try:
+            for done in calls:
+                done.result()
+        finally:
+            if any(done.exception() is not None or done.result() for done in calls):
+                torch.set_num_threads(threads)  # the default of threads started later is shared
 
     def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Inference path: ``L`` layers of diagonal · DCT · diagonal · IDCT · permutation, O(N log N).

@@ -62,14 +62,23 @@ CHUNK_ELEMENTS = 2**19
 _chunk_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers, pool)
 
 
-_one_intra_op_thread = threading.local()  # .set: this pool thread runs torch ops on one thread
-
-
 def _chunk_threads(workers: int) -> ThreadPoolExecutor:
-    """The fast path's thread pool (recreated after a fork, whose child has none of the threads)."""
+    """The fast path's thread pool (recreated after a fork, whose child has none of the threads).
+
+    Each pool thread runs its torch operations on one intra-op thread: a chunk's operations are too
+    small to share, and two threads each starting a team of two would oversubscribe the cores.
+    """
     global _chunk_pool
     if _chunk_pool is None or _chunk_pool[:2] != (os.getpid(), workers):
-        _chunk_pool = (os.getpid(), workers, ThreadPoolExecutor(workers, thread_name_prefix="acdc"))
+        threads = torch.get_num_threads()
+        pool = ThreadPoolExecutor(
+            workers, thread_name_prefix="acdc", initializer=torch.set_num_threads, initargs=(1,)
+        )
+        started = threading.Barrier(workers)  # every task waits for the others: one thread each
+        for done in [pool.submit(started.wait) for _ in range(workers)]:
+            done.result()
+        torch.set_num_threads(threads)  # the count set in a thread is also the default of later threads
+        _chunk_pool = (os.getpid(), workers, pool)
     return _chunk_pool[2]
 
 
@@ -242,49 +251,36 @@ class ACDC(Substitute):
     def _fast_chunks(self, rows: torch.Tensor, k: dict[str, Any], y: torch.Tensor) -> None:
         """All rows into ``y`` without autograd: cache-sized chunks, shared out to threads on CPU.
 
-        Each thread reuses one work buffer for all its chunks, and runs its operations on one
-        intra-op thread (torch's thread count is per thread: a chunk's operations are too small to
-        share, and two threads each starting a team of two would oversubscribe the cores). Each row
-        is computed by the same operations whatever the chunking or the thread, so the result does
-        not depend on the number of threads (tested).
+        Each thread (:func:`_chunk_threads`) reuses one set of work buffers for all its chunks. Each
+        row is computed by the same operations whatever the chunking or the thread, so the result
+        does not depend on the number of threads (tested).
         """
         if rows.device.type != "cpu":  # a GPU is better served by one launch per operation
             with torch.no_grad():
                 self._fast_rows(rows, k, y)
             return
         starts = list(range(0, rows.shape[0], self.chunk_rows))
-        threads = torch.get_num_threads()
-        workers = min(threads, len(starts))
+        workers = min(torch.get_num_threads(), len(starts))
         inference = torch.is_inference_mode_enabled()
         queue = iter(starts)  # shared: each thread takes the next chunk when free (a busy core takes fewer)
         lock = threading.Lock()
 
-        def run(pooled: bool) -> bool:
-            """Work through the queue; True if this call set the thread's intra-op count."""
-            first = pooled and not getattr(_one_intra_op_thread, "set", False)
-            if first:
-                torch.set_num_threads(1)
-                _one_intra_op_thread.set = True
+        def run() -> None:
             with torch.inference_mode(inference), torch.no_grad():  # thread-local modes
                 work = self._work_buffers(min(self.chunk_rows, rows.shape[0]), rows)
                 while True:
                     with lock:
                         start = next(queue, None)
                     if start is None:
-                        return first
+                        return
                     end = start + self.chunk_rows
                     self._fast_rows(rows[start:end], k, y[start:end], work)
 
         if workers <= 1:
-            run(pooled=False)
+            run()
             return
-        calls = [_chunk_threads(workers).submit(run, True) for _ in range(workers)]
-        try:
-            for done in calls:
-                done.result()
-        finally:
-            if any(done.exception() is not None or done.result() for done in calls):
-                torch.set_num_threads(threads)  # the default of threads started later is shared
+        for done in [_chunk_threads(workers).submit(run) for _ in range(workers)]:
+            done.result()
 
     def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Inference path: ``L`` layers of diagonal · DCT · diagonal · IDCT · permutation, O(N log N).

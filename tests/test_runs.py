@@ -557,3 +557,45 @@ def test_concurrent_writers_keep_the_store_consistent(glue_notebook: Path, tmp_p
     table = read_sqlite(database)
     glue_rows = table[table.path == str(out / "glue.ipynb")]
     assert len(glue_rows) in (0, 2) and table.groupby("path").size().isin([1, 2]).all()
+
+
+class _LockedAtFirst:
+    """A connection whose first journal-mode switches find the database locked, as in a race for a new file."""
+
+    def __init__(self, connection: sqlite3.Connection, refusals: int, message: str) -> None:
+        self.connection, self.refusals, self.message = connection, refusals, message
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql.startswith("PRAGMA journal_mode") and self.refusals:
+            self.refusals -= 1
+            raise sqlite3.OperationalError(self.message)
+        return self.connection.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.connection, name)
+
+
+def test_a_writer_waits_out_a_locked_switch_to_write_ahead_logging(tmp_path: Path, monkeypatch) -> None:
+    import pandas as pd
+
+    from thesislib.runs import results
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(
+        results.sqlite3, "connect", lambda *a, **k: _LockedAtFirst(connect(*a, **k), 3, "database is locked")
+    )
+    database = write_sqlite(pd.DataFrame(_rows("a.ipynb", 1.0)), tmp_path / "r.sqlite")
+    assert read_sqlite(database).value.tolist() == [1.0]
+
+
+def test_a_database_that_is_not_locked_but_broken_fails_at_once(tmp_path: Path, monkeypatch) -> None:
+    import pandas as pd
+
+    from thesislib.runs import results
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(
+        results.sqlite3, "connect", lambda *a, **k: _LockedAtFirst(connect(*a, **k), 1, "disk I/O error")
+    )
+    with pytest.raises(ValueError, match="cannot be opened as SQLite: disk I/O error"):
+        write_sqlite(pd.DataFrame(_rows("a.ipynb", 1.0)), tmp_path / "r.sqlite")

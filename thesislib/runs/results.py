@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import numbers
 import sqlite3
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -127,19 +128,42 @@ def _records(table: pd.DataFrame | Iterable[dict[str, Any]]) -> list[tuple]:
     ]
 
 
+_BUSY_SECONDS = 60  # how long a writer waits for another to finish
+
+
 def _connect(database: str | Path) -> sqlite3.Connection:
     database = Path(database)
     if database.is_dir():
         raise ValueError(f"results database {database} is a folder; --db needs a file name")
     if not database.parent.is_dir():
         raise ValueError(f"results database {database}: folder {database.parent} does not exist")
+    connection = sqlite3.connect(database, timeout=_BUSY_SECONDS, isolation_level=None)
     try:
-        connection = sqlite3.connect(database, timeout=60, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA busy_timeout=60000")
+        _use_write_ahead_log(connection)
     except sqlite3.DatabaseError as error:
+        connection.close()
         raise ValueError(f"results database {database} cannot be opened as SQLite: {error}") from None
     return connection
+
+
+def _use_write_ahead_log(connection: sqlite3.Connection) -> None:
+    """Switch the database to WAL mode, waiting out other connections that hold it.
+
+    The switch needs the database to itself, and SQLite answers "database is locked" at once,
+    without its busy wait, when two connections to a new file race for it; so it is retried
+    here until the busy timeout runs out.
+    """
+    deadline = time.monotonic() + _BUSY_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.1)
 
 
 def _check_table(connection: sqlite3.Connection, database: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from thesislib.compressed.networks import (
     SubstitutedLinear,
     budget_grid,
     reproduce_table51_row,
+    smallest_budget_tunings,
     substitute_spec,
     support_budgets,
     table51_key,
@@ -278,6 +280,20 @@ def test_every_supported_method_hits_the_budgets(name):
     unsupported = {(row.method, row.budget) for row in grid[~grid.supported].itertuples()}
     expected = {("acdc", 2_380_000), ("acdc", 1_200_000)} if name == "wrn-28-10" else set()
     assert unsupported == expected
+
+
+def test_smallest_budget_tunings_take_each_supported_method_at_the_smallest_budget() -> None:
+    grid = pd.DataFrame(
+        {
+            "budget": [3e6, 3e6, 3e6, 1e6, 1e6, 1e6],
+            "method": ["rf", "acdc", "tt", "rf", "acdc", "tt"],
+            "tuning": [0.5, 12.0, 4.0, 0.2, 6.0, 2.0],
+            "supported": [True, False, True, True, True, False],
+        }
+    )
+    assert smallest_budget_tunings(grid) == {"rf": 0.2, "acdc": 6.0}
+    with pytest.raises(ValueError, match="budget grid is empty"):
+        smallest_budget_tunings(grid.iloc[:0])
 
 
 # ----------------------------------------------------------------------------------------------------------

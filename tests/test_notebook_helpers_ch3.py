@@ -19,6 +19,7 @@ import torch
 
 from thesislib.budget.rotational_mnist import RotationSettings
 from thesislib.budget.synthetic import LinearProblem, frozen_linear_model, learn_linear_split
+from thesislib.jpeg.codec import Encoded
 from thesislib.jpeg.experiment import ImageResult, luma_centre_crop
 from thesislib.jpeg.report import METHOD_COLOURS, per_image_scores, rate_distortion_panel, table_heatmap
 
@@ -111,6 +112,27 @@ def _image_result() -> ImageResult:
         }
     )
     return ImageResult("kodim03", sweep, rows, {}, {})
+
+
+def _file(size_bytes: int) -> Encoded:
+    return Encoded(bytes(size_bytes), torch.zeros(8, 8, dtype=torch.uint8))
+
+
+def test_closest_in_size_is_nearest_in_log_ratio_among_one_methods_files() -> None:
+    decoded = {
+        (0.25, "perceptual"): _file(40),  # 320 bits: half of 640
+        (0.5, "perceptual"): _file(130),  # 1040 bits: 1.6x, nearer than half in ratio, farther in bits
+        (1.0, "perceptual"): _file(400),
+        (0.5, "mlp"): _file(80),  # 640 bits exactly, but another method's
+    }
+    result = ImageResult("kodim03", pd.DataFrame(), pd.DataFrame(), {}, decoded)
+    budget, file = result.closest_in_size("perceptual", 640)
+    assert budget == 0.5 and file is decoded[(0.5, "perceptual")]
+    assert result.closest_in_size("mlp", 10_000) == (0.5, decoded[(0.5, "mlp")])
+    with pytest.raises(ValueError, match="no files learnt by 'pieapp'"):
+        result.closest_in_size("pieapp", 640)
+    with pytest.raises(ValueError, match="bits must be positive"):
+        result.closest_in_size("mlp", 0)
 
 
 def test_rate_distortion_panel_draws_the_sweep_and_each_methods_tables() -> None:

@@ -400,3 +400,15 @@ def budget_grid(
             hit = solve_budget(count, method, parse_count(budget), iterations=iterations)
             rows.append({"budget": hit.target, **{k: v for k, v in hit.as_dict().items() if k != "target"}})
     return pd.DataFrame(rows)
+
+
+def smallest_budget_tunings(grid) -> dict[str, float]:
+    """Each method's tuning at the smallest budget of a :func:`budget_grid`, where the method reaches it.
+
+    The setting the thesis gives every method a place at (Fig. 5.7 shows ACDC at WRN-28-10's smallest
+    budget only, §5.2.4); methods whose range stops short of that budget are left out.
+    """
+    if grid.empty:
+        raise ValueError("the budget grid is empty: no budgets were solved")
+    smallest = grid[grid["budget"] == grid["budget"].min()]
+    return {row.method: float(row.tuning) for row in smallest.itertuples() if row.supported}

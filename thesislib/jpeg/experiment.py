@@ -335,6 +335,22 @@ class ImageResult:
     tables: dict
     decoded: dict
 
+    def closest_in_size(self, method: str, bits: int) -> tuple[float, Encoded]:
+        """The budget (bits per pixel) whose file learnt by ``method`` is nearest ``bits`` in size, and that file.
+
+        Nearest in log size ratio, so a file twice as large is as far as one half the size (the
+        comparisons of Fig. 3.14 put a learnt table beside the standard table at a similar size).
+        """
+        files = {budget: file for (budget, learnt_by), file in self.decoded.items() if learnt_by == method}
+        if not files:
+            raise ValueError(
+                f"no files learnt by {method!r}; this image has {sorted({m for _, m in self.decoded})}"
+            )
+        if bits <= 0:
+            raise ValueError(f"bits must be positive, got {bits}")
+        budget = min(files, key=lambda b: abs(math.log(files[b].bits / bits)))
+        return budget, files[budget]
+
 
 def run_image(
     image: Tensor,

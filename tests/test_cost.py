@@ -131,3 +131,14 @@ def test_describe_contradictions_names_each_slower_block():
     assert "0.50" in text and "G(4) is slower than S" in text and "4 networks" in text
     quiet = cost.describe_contradictions({**agreement, "contradictions": {}}, unit="layer")
     assert "no layer is slower" in quiet
+
+
+def test_importing_cost_logs_no_cuda_warning_and_leaves_the_logger_as_it_was() -> None:
+    """The pages that measure cost import it; torch's "No CUDA runtime" warning (nvcc but no GPU) is noise there."""
+    import subprocess
+    import sys
+
+    script = "import logging, thesislib.cost\nprint(logging.getLogger('torch.utils.cpp_extension').level)\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "No CUDA runtime" not in done.stderr
+    assert done.stdout.strip() == "0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -94,3 +95,17 @@ def test_nearest_share_gain() -> None:
     assert nearest_share_gain(torch.tensor([1.0, 1.0, 1.0]), positions, 0) == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="input buoys"):
         nearest_share_gain(torch.ones(4), positions, 0)
+
+
+def test_nearest_share_gain_takes_a_read_only_array_without_a_warning() -> None:
+    """Notebook 03 passes ``DataFrame.to_numpy()``, which pandas may hand out read-only."""
+    import warnings
+
+    from thesislib.budget.imputation import nearest_share_gain
+
+    positions = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 5.0], [0.0, 9.0]])
+    positions.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gain = nearest_share_gain(torch.tensor([2.0, 1.0, 1.0]), positions, 0)
+    assert gain == pytest.approx(0.5 - 1 / 3)

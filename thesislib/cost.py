@@ -28,6 +28,7 @@ side in one process, not absolute numbers from different runs.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -37,11 +38,21 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils import benchmark
 from tqdm.auto import tqdm
 
 from thesislib.counting import count
 from thesislib.training import progress_enabled, select_device
+
+# ``torch.utils.benchmark`` imports ``torch.utils.cpp_extension``, which warns "No CUDA runtime is found" on any
+# machine with an nvcc but no GPU. The timer compiles nothing, so that warning only clutters the pages that measure
+# cost; it is silenced for this import alone.
+_cpp_extension_log = logging.getLogger("torch.utils.cpp_extension")
+_cpp_extension_level = _cpp_extension_log.level
+_cpp_extension_log.setLevel(logging.ERROR)
+try:
+    from torch.utils import benchmark
+finally:
+    _cpp_extension_log.setLevel(_cpp_extension_level)
 
 __all__ = [
     "FAMILY_COLOURS",

@@ -19,6 +19,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -196,13 +197,15 @@ def signed_extra_cost(
     return matched / budget - 1, match_status(uniform_budgets, uniform_errors, learnt_error)
 
 
-def nearest_share_gain(allocation: Tensor, positions: Tensor, target: int) -> float:
+def nearest_share_gain(allocation: Tensor, positions: Tensor | np.ndarray, target: int) -> float:
     """The learnt share of the input buoy nearest to ``target`` minus the uniform share 1/(C−1).
 
     ``allocation`` is over the input buoys (every buoy but ``target``, in order); ``positions`` the
     ``[C, 2]`` latitude/longitude of all buoys (Fig. 3.10: the learnt splits favour the nearest).
     """
-    positions = torch.as_tensor(positions, dtype=torch.float64)
+    positions = torch.from_numpy(
+        np.array(positions, dtype=np.float64)
+    )  # a copy: pandas hands out read-only arrays
     buoys = positions.shape[0]
     if allocation.shape != (buoys - 1,):
         raise ValueError(

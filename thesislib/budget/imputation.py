@@ -203,9 +203,8 @@ def nearest_share_gain(allocation: Tensor, positions: Tensor | np.ndarray, targe
     ``allocation`` is over the input buoys (every buoy but ``target``, in order); ``positions`` the
     ``[C, 2]`` latitude/longitude of all buoys (Fig. 3.10: the learnt splits favour the nearest).
     """
-    positions = torch.from_numpy(
-        np.array(positions, dtype=np.float64)
-    )  # a copy: pandas hands out read-only arrays
+    # a copy: notebook 03 passes DataFrame.to_numpy(), which pandas may hand out read-only
+    positions = torch.asarray(positions, dtype=torch.float64, copy=True)
     buoys = positions.shape[0]
     if allocation.shape != (buoys - 1,):
         raise ValueError(
